@@ -11,7 +11,10 @@
 //!
 //! Each bin is a plain correlation with a precomputed table rather than a Goertzel
 //! recurrence: the recurrence is a serial dependency per sample, the correlation is a set
-//! of independent multiply-adds across twelve lanes that the compiler vectorises.
+//! of independent multiply-adds that the compiler vectorises. The real and imaginary parts
+//! of the ten bins are laid out as one vector of twenty accumulators (eight DTMF real
+//! parts, eight DTMF imaginary parts, then the dial tone's four): three AVX2 FMAs or five
+//! SSE multiply-adds per sample.
 
 use std::ops::{Add, Mul, Sub};
 use std::sync::LazyLock;
@@ -24,17 +27,23 @@ pub(crate) const HALF: usize = 51;
 pub(crate) const FULL: usize = 2 * HALF;
 /// Sample rate in Hz.
 pub(crate) const RATE: f32 = 8000.0;
-/// Lanes 0-3: rows, 4-7: columns, 8-9: dial tone (350 and 440 Hz). Lanes 10-11 are padding
-/// (0 Hz, never read) so that each lane loop is three full four-wide vectors.
-pub(crate) const LANES: usize = 12;
+/// Lanes 0-3: rows, 4-7: columns, 8-9: dial tone (350 and 440 Hz).
+pub(crate) const LANES: usize = 10;
+/// Accumulators per sample: a real and an imaginary part per lane.
+const WIDTH: usize = 2 * LANES;
 pub(crate) const DIAL_LOW: usize = 8;
 pub(crate) const DIAL_HIGH: usize = 9;
 
 /// The frequency of each lane in Hz.
 pub(crate) const LANE_HZ: [f32; LANES] = [
     ROW_HZ[0], ROW_HZ[1], ROW_HZ[2], ROW_HZ[3], COL_HZ[0], COL_HZ[1], COL_HZ[2], COL_HZ[3], 350.0,
-    440.0, 0.0, 0.0,
+    440.0,
 ];
+
+/// Where lane `k`'s real and imaginary parts sit among the accumulators.
+const fn slots(k: usize) -> (usize, usize) {
+    if k < 8 { (k, 8 + k) } else { (16 + (k - 8), 18 + (k - 8)) }
+}
 
 /// A complex number, enough of one for the bank and the analysis.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -89,24 +98,57 @@ impl Mul for Complex {
     }
 }
 
-/// cos and −sin of ω·m for every lane and every position m in a half block.
-struct Tables {
-    cos: [[f32; LANES]; HALF],
-    neg_sin: [[f32; LANES]; HALF],
-}
+/// For every position m in a half block, cos(ω·m) and −sin(ω·m) of every lane, in
+/// accumulator order.
+struct Tables([[f32; WIDTH]; HALF]);
 
 static TABLES: LazyLock<Tables> = LazyLock::new(|| {
-    let mut t = Tables { cos: [[0.0; LANES]; HALF], neg_sin: [[0.0; LANES]; HALF] };
-    for m in 0..HALF {
+    let mut t = Tables([[0.0; WIDTH]; HALF]);
+    for (m, row) in t.0.iter_mut().enumerate() {
         for (k, hz) in LANE_HZ.iter().enumerate() {
             // f64 so that the table itself adds no error worth measuring.
             let w = 2.0 * std::f64::consts::PI * f64::from(*hz) / f64::from(RATE);
-            t.cos[m][k] = (w * m as f64).cos() as f32;
-            t.neg_sin[m][k] = -(w * m as f64).sin() as f32;
+            let (re, im) = slots(k);
+            row[re] = (w * m as f64).cos() as f32;
+            row[im] = -(w * m as f64).sin() as f32;
         }
     }
     t
 });
+
+/// Adds each sample times its table row to the accumulators: the whole cost of the bank.
+/// Compiled twice, for plain x86-64 (SSE2) and for AVX2 with FMA, picked at run time.
+#[multiversion::multiversion(targets("x86_64+avx2+fma"))]
+fn correlate(input: &[i16], table: &[[f32; WIDTH]], acc: &mut [f32; WIDTH]) {
+    // Rust never fuses a multiply and an add by itself; with FMA available, ask for it.
+    let fused = multiversion::target::target_cfg_f!(target_feature = "fma");
+    // Two sets of accumulators, for even and odd samples: each multiply-add waits for the
+    // previous one on its accumulator, so one set alone would leave the core idle.
+    let mut odd = [0.0f32; WIDTH];
+    for (x, rows) in input.chunks_exact(2).zip(table.chunks_exact(2)) {
+        let (x0, x1) = (f32::from(x[0]), f32::from(x[1]));
+        let (t0, t1) = (&rows[0], &rows[1]);
+        for k in 0..WIDTH {
+            if fused {
+                acc[k] = x0.mul_add(t0[k], acc[k]);
+                odd[k] = x1.mul_add(t1[k], odd[k]);
+            } else {
+                acc[k] += x0 * t0[k];
+                odd[k] += x1 * t1[k];
+            }
+        }
+    }
+    if input.len() % 2 == 1 {
+        let last = input.len() - 1;
+        let x = f32::from(input[last]);
+        for k in 0..WIDTH {
+            acc[k] += x * table[last][k];
+        }
+    }
+    for k in 0..WIDTH {
+        acc[k] += odd[k];
+    }
+}
 
 /// The rotation that moves a lane's half-block bin by 51 samples: e^(−jω·51).
 pub(crate) fn half_block_rotation(lane: usize) -> Complex {
@@ -124,8 +166,7 @@ pub(crate) struct HalfBlock {
 /// Accumulates samples into the current half block.
 #[derive(Clone, Debug)]
 pub(crate) struct Bank {
-    re: [f32; LANES],
-    im: [f32; LANES],
+    acc: [f32; WIDTH],
     /// Exact integer energy: an i64 sum vectorises and cannot lose precision.
     energy: i64,
     pos: usize,
@@ -135,7 +176,7 @@ impl Bank {
     pub(crate) fn new() -> Bank {
         // Build the tables now rather than on the first packet.
         LazyLock::force(&TABLES);
-        Bank { re: [0.0; LANES], im: [0.0; LANES], energy: 0, pos: 0 }
+        Bank { acc: [0.0; WIDTH], energy: 0, pos: 0 }
     }
 
     /// Samples still needed to complete the current half block.
@@ -148,32 +189,24 @@ impl Bank {
     pub(crate) fn feed(&mut self, samples: &[i16]) -> (usize, Option<HalfBlock>) {
         let take = samples.len().min(self.remaining());
         let input = &samples[..take];
-        let tables = &*TABLES;
-        let rows = tables.cos[self.pos..self.pos + take].iter().zip(&tables.neg_sin[self.pos..]);
-        for (&x, (cos, neg_sin)) in input.iter().zip(rows) {
-            let x = f32::from(x);
-            for k in 0..LANES {
-                self.re[k] += x * cos[k];
-                self.im[k] += x * neg_sin[k];
-            }
-        }
+        correlate(input, &TABLES.0[self.pos..self.pos + take], &mut self.acc);
         self.energy += input.iter().map(|&x| i64::from(i32::from(x) * i32::from(x))).sum::<i64>();
         self.pos += take;
         if self.pos < HALF {
             return (take, None);
         }
-        let mut bins = [Complex::ZERO; LANES];
-        for (k, bin) in bins.iter_mut().enumerate() {
-            *bin = Complex { re: self.re[k], im: self.im[k] };
-        }
+        let bins = std::array::from_fn(|k| {
+            let (re, im) = slots(k);
+            Complex { re: self.acc[re], im: self.acc[im] }
+        });
         let half = HalfBlock { bins, energy: self.energy as f32 };
-        *self = Bank { re: [0.0; LANES], im: [0.0; LANES], energy: 0, pos: 0 };
+        *self = Bank { acc: [0.0; WIDTH], energy: 0, pos: 0 };
         (take, Some(half))
     }
 
     /// Throws away the partial half block (after a gap in the input).
     pub(crate) fn reset(&mut self) {
-        *self = Bank { re: [0.0; LANES], im: [0.0; LANES], energy: 0, pos: 0 };
+        *self = Bank { acc: [0.0; WIDTH], energy: 0, pos: 0 };
     }
 
     /// Position inside the current half block.

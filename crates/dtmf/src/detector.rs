@@ -149,8 +149,9 @@ impl Run {
 
     fn add(mut self, block: &Block) -> Run {
         self.hits += 1;
-        self.row_step = self.row_step + block.step[block.row];
-        self.col_step = self.col_step + block.step[block.col];
+        let [row_step, col_step] = block.step();
+        self.row_step = self.row_step + row_step;
+        self.col_step = self.col_step + col_step;
         for (sum, p) in self.power.iter_mut().zip(&block.power) {
             *sum += p;
         }
@@ -214,6 +215,8 @@ pub struct Detector {
     run: Option<Run>,
     active: Option<Active>,
     events: VecDeque<DetectorEvent>,
+    /// The last decision block, lent to the masker.
+    decided: Decided,
 }
 
 impl Default for Detector {
@@ -234,6 +237,7 @@ impl Detector {
             run: None,
             active: None,
             events: VecDeque::with_capacity(8),
+            decided: Decided { block: Block::silent(), end: 0, sounding: false },
         }
     }
 
@@ -287,7 +291,7 @@ impl Detector {
 
     /// Feeds samples up to the end of the current half block. Returns how many were taken
     /// and, when a decision block completed, what the masker needs to know about it.
-    pub(crate) fn feed(&mut self, samples: &[i16]) -> (usize, Option<Decided>) {
+    pub(crate) fn feed(&mut self, samples: &[i16]) -> (usize, Option<&Decided>) {
         let half_start = self.position - self.bank.position() as u64;
         let (taken, half) = self.bank.feed(samples);
         self.position += taken as u64;
@@ -298,7 +302,8 @@ impl Detector {
         let hit = block.classify(&self.criteria);
         let sounding = self.active.is_some_and(|a| hit == Some(a.digit));
         self.on_block(&block, end, hit);
-        (taken, Some(Decided { block, end, sounding }))
+        self.decided = Decided { block, end, sounding };
+        (taken, Some(&self.decided))
     }
 
     fn on_block(&mut self, block: &Block, end: u64, hit: Option<Digit>) {

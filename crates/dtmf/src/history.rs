@@ -5,7 +5,7 @@
 //! tone samples in it, so the half where a tone starts or stops tells how far into it the
 //! edge lies.
 
-use crate::bank::{HALF, HalfBlock};
+use crate::bank::{Complex, HALF, HalfBlock};
 
 const CAPACITY: usize = 16;
 /// A half whose tone amplitude is below this share of the steady amplitude holds an edge.
@@ -13,11 +13,11 @@ const CAPACITY: usize = 16;
 /// read a little low.
 const FULL_SHARE: f32 = 0.8;
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct Entry {
     start: u64,
-    /// |bin| of the eight DTMF lanes.
-    magnitude: [f32; 8],
+    /// Bins of the eight DTMF lanes (magnitudes are taken only when an edge is placed).
+    bins: [Complex; 8],
 }
 
 /// Ring of the most recent contiguous half blocks.
@@ -31,7 +31,8 @@ pub(crate) struct History {
 
 impl History {
     pub(crate) fn new() -> History {
-        History { entries: [Entry::default(); CAPACITY], head: 0, len: 0 }
+        let empty = Entry { start: 0, bins: [Complex::ZERO; 8] };
+        History { entries: [empty; CAPACITY], head: 0, len: 0 }
     }
 
     /// Forgets everything (after a gap: older halves are no longer contiguous).
@@ -40,11 +41,8 @@ impl History {
     }
 
     pub(crate) fn push(&mut self, start: u64, half: &HalfBlock) {
-        let mut magnitude = [0.0; 8];
-        for (m, bin) in magnitude.iter_mut().zip(&half.bins) {
-            *m = bin.norm_sqr().sqrt();
-        }
-        self.entries[self.head] = Entry { start, magnitude };
+        let bins = std::array::from_fn(|k| half.bins[k]);
+        self.entries[self.head] = Entry { start, bins };
         self.head = (self.head + 1) % CAPACITY;
         self.len = (self.len + 1).min(CAPACITY);
     }
@@ -55,7 +53,7 @@ impl History {
     }
 
     fn amplitude(e: &Entry, row: usize, col: usize) -> f32 {
-        e.magnitude[row] + e.magnitude[col]
+        e.bins[row].norm_sqr().sqrt() + e.bins[col].norm_sqr().sqrt()
     }
 
     /// Mean tone amplitude (row + column lanes) of the halves starting at or after `from`.

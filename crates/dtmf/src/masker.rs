@@ -109,19 +109,54 @@ fn suspect_criteria() -> Criteria {
     })
 }
 
+/// Which input samples to mask: spans decided on the input side, consumed on the output
+/// side `lookahead` samples later.
+#[derive(Clone, Debug)]
+struct MaskPlan {
+    suspect: Criteria,
+    lookahead: u64,
+    hangover: u64,
+    /// Spans that have not been fully written out, in order.
+    pending: VecDeque<Span>,
+    /// Output samples written so far. Output sample j is input sample j − lookahead.
+    written: u64,
+}
+
+impl MaskPlan {
+    /// Input index of the next sample to be written out (0 while the delay line still
+    /// holds its initial silence).
+    fn next_out(&self) -> u64 {
+        self.written.saturating_sub(self.lookahead)
+    }
+
+    fn on_block(&mut self, decided: &Decided) {
+        let block_start = decided.end - FULL as u64;
+        let start = if decided.block.classify(&self.suspect).is_some() {
+            block_start.saturating_sub(PRE_ROLL)
+        } else if decided.sounding {
+            // The confirmed digit is still there in a block the suspect test did not like
+            // (noise, a drop-out's edge): keep masking it.
+            block_start
+        } else {
+            return;
+        };
+        let span = Span { start: start.max(self.next_out()), end: decided.end + self.hangover };
+        match self.pending.back_mut() {
+            Some(last) if span.start <= last.end + JOIN_GAP => last.end = last.end.max(span.end),
+            _ => self.pending.push_back(span),
+        }
+    }
+}
+
 /// Masks DTMF in a stream. Feed input frames of any size; each call writes as many output
 /// samples, delayed by the lookahead.
 #[derive(Clone, Debug)]
 pub struct Masker {
     config: MaskerConfig,
-    suspect: Criteria,
     detector: Detector,
+    plan: MaskPlan,
     delay: DelayLine,
     replacement: Replacement,
-    /// Spans to mask that have not been fully written out, in order.
-    pending: VecDeque<Span>,
-    /// Output samples written so far. Output sample j is input sample j − lookahead.
-    written: u64,
     events: VecDeque<MaskerEvent>,
 }
 
@@ -135,12 +170,16 @@ impl Masker {
     pub fn new(config: MaskerConfig) -> Masker {
         Masker {
             config,
-            suspect: suspect_criteria(),
             detector: Detector::new(config.detector),
+            plan: MaskPlan {
+                suspect: suspect_criteria(),
+                lookahead: config.lookahead as u64,
+                hangover: config.hangover as u64,
+                pending: VecDeque::with_capacity(4),
+                written: 0,
+            },
             delay: DelayLine::new(config.lookahead),
             replacement: Replacement::new(config.mode),
-            pending: VecDeque::with_capacity(4),
-            written: 0,
             events: VecDeque::with_capacity(8),
         }
     }
@@ -151,7 +190,7 @@ impl Masker {
 
     /// Whether the masker is masking, or about to: a tone is sounding or under suspicion.
     pub fn is_masking(&self) -> bool {
-        !self.pending.is_empty() || self.detector.is_active()
+        !self.plan.pending.is_empty() || self.detector.is_active()
     }
 
     /// Masks `input` into `output` (same length), `lookahead` samples later.
@@ -160,15 +199,17 @@ impl Masker {
     /// If the two slices differ in length (a programming error, not an input error).
     pub fn process(&mut self, input: &[i16], output: &mut [i16]) {
         assert_eq!(input.len(), output.len(), "masker input and output must have the same length");
+        // Decide on every block of the frame first, then write the frame out: a decision
+        // can only reach further back that way, never less far.
         let mut done = 0;
         while done < input.len() {
-            let (taken, block) = self.detector.feed(&input[done..]);
-            if let Some(decided) = block {
-                self.on_block(&decided);
+            let (taken, decided) = self.detector.feed(&input[done..]);
+            if let Some(decided) = decided {
+                self.plan.on_block(decided);
             }
-            self.write(&input[done..done + taken], &mut output[done..done + taken]);
             done += taken;
         }
+        self.write(input, output);
         self.collect_detector_events();
     }
 
@@ -195,8 +236,8 @@ impl Masker {
     pub fn finish(&mut self) {
         self.detector.finish();
         self.collect_detector_events();
-        let output_end = self.written.saturating_sub(self.config.lookahead as u64);
-        while let Some(span) = self.pending.pop_front() {
+        let output_end = self.plan.next_out();
+        while let Some(span) = self.plan.pending.pop_front() {
             let clipped = Span { start: span.start, end: span.end.min(output_end) };
             if !clipped.is_empty() {
                 self.events.push_back(MaskerEvent::Masked(clipped));
@@ -214,48 +255,24 @@ impl Masker {
         }
     }
 
-    /// Input index of the next sample to be written out (may be "before the stream" while
-    /// the delay line still holds its initial silence).
-    fn next_out(&self) -> u64 {
-        self.written.saturating_sub(self.config.lookahead as u64)
-    }
-
-    fn on_block(&mut self, decided: &Decided) {
-        let end = decided.end;
-        let hangover = self.config.hangover as u64;
-        if decided.block.classify(&self.suspect).is_some() {
-            let start = (end - FULL as u64).saturating_sub(PRE_ROLL).max(self.next_out());
-            self.mask(Span { start, end: end + hangover });
-        } else if decided.sounding {
-            // The confirmed digit is still there in a block the suspect test did not like
-            // (noise, a drop-out's edge): keep masking it.
-            let start = (end - FULL as u64).max(self.next_out());
-            self.mask(Span { start, end: end + hangover });
-        }
-    }
-
-    fn mask(&mut self, span: Span) {
-        match self.pending.back_mut() {
-            Some(last) if span.start <= last.end + JOIN_GAP => last.end = last.end.max(span.end),
-            _ => self.pending.push_back(span),
-        }
-    }
-
     /// Pushes input through the delay line and replaces what falls in masked spans.
     fn write(&mut self, input: &[i16], output: &mut [i16]) {
         self.delay.push(input, output);
-        let before_stream = (self.config.lookahead as u64).saturating_sub(self.written);
+        let plan = &mut self.plan;
+        let before_stream = plan.lookahead.saturating_sub(plan.written);
         let skip = (before_stream as usize).min(output.len());
-        self.written += output.len() as u64;
+        plan.written += output.len() as u64;
         // Input index of output[skip].
-        let mut index = self.next_out() - (output.len() - skip) as u64;
+        let mut index = plan.next_out() - (output.len() - skip) as u64;
         let mut out = &mut output[skip..];
-        while !out.is_empty() {
-            let Some(span) = self.pending.front().copied() else { break };
+        while let Some(span) = plan.pending.front().copied() {
             if index >= span.end {
-                self.pending.pop_front();
+                plan.pending.pop_front();
                 self.events.push_back(MaskerEvent::Masked(span));
                 continue;
+            }
+            if out.is_empty() {
+                break;
             }
             if index < span.start {
                 let clear = ((span.start - index) as usize).min(out.len());
@@ -271,13 +288,6 @@ impl Masker {
             self.replacement.fill(masked, index - span.start, span.end - index);
             out = rest;
             index += n as u64;
-        }
-        // A span that ended exactly here is complete.
-        if let Some(span) = self.pending.front().copied() {
-            if index >= span.end {
-                self.pending.pop_front();
-                self.events.push_back(MaskerEvent::Masked(span));
-            }
         }
     }
 }

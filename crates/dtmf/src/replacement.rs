@@ -69,7 +69,9 @@ const RAMP: u64 = 64;
 #[derive(Clone, Debug)]
 pub struct Replacement {
     mode: MaskMode,
-    period: [f32; TONE_PERIOD],
+    period: [i16; TONE_PERIOD],
+    /// Raised-cosine fade, 0 to 1 over `RAMP` samples.
+    ramp: [f32; RAMP as usize],
     phase: usize,
     noise_peak: f32,
     rng: u32,
@@ -78,14 +80,16 @@ pub struct Replacement {
 impl Replacement {
     pub fn new(mode: MaskMode) -> Replacement {
         let amplitude = sine_amplitude(TONE_DBM0);
-        let mut period = [0.0; TONE_PERIOD];
-        for (i, p) in period.iter_mut().enumerate() {
+        let period = std::array::from_fn(|i| {
             let cycles = (i * TONE_CYCLES) as f32 / TONE_PERIOD as f32;
-            *p = amplitude * (2.0 * std::f32::consts::PI * cycles).sin();
-        }
+            (amplitude * (2.0 * std::f32::consts::PI * cycles).sin()).round() as i16
+        });
+        let ramp = std::array::from_fn(|i| {
+            0.5 - 0.5 * (std::f32::consts::PI * i as f32 / RAMP as f32).cos()
+        });
         // Uniform noise in [−a, a] has an RMS of a/√3; the sine reference has RMS A/√2.
         let noise_peak = sine_amplitude(NOISE_DBM0) * (3.0f32 / 2.0).sqrt();
-        Replacement { mode, period, phase: 0, noise_peak, rng: 0x9E37_79B9 }
+        Replacement { mode, period, ramp, phase: 0, noise_peak, rng: 0x9E37_79B9 }
     }
 
     pub fn mode(&self) -> MaskMode {
@@ -109,20 +113,80 @@ impl Replacement {
                 }
             }
             MaskMode::Tone => {
-                for (i, s) in out.iter_mut().enumerate() {
-                    let from_start = since_start + i as u64;
-                    let to_end = until_end.saturating_sub(i as u64);
-                    let ramp = from_start.min(to_end).min(RAMP) as f32 / RAMP as f32;
-                    let envelope = 0.5 - 0.5 * (std::f32::consts::PI * ramp).cos();
-                    *s = (self.period[self.phase] * envelope) as i16;
-                    self.phase = (self.phase + 1) % TONE_PERIOD;
+                // Fades at the edges, straight copies of the period in between.
+                let n = out.len();
+                let fade_in_end = (RAMP.saturating_sub(since_start) as usize).min(n);
+                let fade_out_start =
+                    (until_end.saturating_add(1).saturating_sub(RAMP).min(n as u64) as usize)
+                        .max(fade_in_end);
+                for i in (0..fade_in_end).chain(fade_out_start..n) {
+                    if i == fade_out_start {
+                        self.copy_period(&mut out[fade_in_end..fade_out_start]);
+                    }
+                    out[i] = self.faded(since_start + i as u64, until_end.saturating_sub(i as u64));
+                }
+                if fade_out_start == n {
+                    self.copy_period(&mut out[fade_in_end..]);
                 }
             }
+        }
+    }
+
+    /// Fills `out` with the tone at full level.
+    fn copy_period(&mut self, mut out: &mut [i16]) {
+        while !out.is_empty() {
+            let n = out.len().min(TONE_PERIOD - self.phase);
+            out[..n].copy_from_slice(&self.period[self.phase..self.phase + n]);
+            self.phase = (self.phase + n) % TONE_PERIOD;
+            out = &mut out[n..];
+        }
+    }
+
+    /// One tone sample at this distance from the span's edges, advancing the phase.
+    fn faded(&mut self, from_start: u64, to_end: u64) -> i16 {
+        let full = self.period[self.phase];
+        self.phase = (self.phase + 1) % TONE_PERIOD;
+        match self.ramp.get(from_start.min(to_end) as usize) {
+            Some(&gain) => (f32::from(full) * gain) as i16,
+            None => full,
         }
     }
 
     /// Starts the tone from zero phase (at the beginning of a new masked span).
     pub fn restart(&mut self) {
         self.phase = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path (fades plus copies) gives exactly what sample-by-sample filling gives,
+    /// however a span is cut into frames.
+    #[test]
+    fn chunked_tone_equals_sample_by_sample() {
+        let span = 1000u64;
+        let mut reference = Replacement::new(MaskMode::Tone);
+        let expected: Vec<i16> = (0..span)
+            .map(|i| {
+                let mut s = [0i16];
+                reference.fill(&mut s, i, span - i);
+                s[0]
+            })
+            .collect();
+        for chunk in [1usize, 3, 51, 64, 65, 160, 1000] {
+            let mut r = Replacement::new(MaskMode::Tone);
+            let mut got = vec![0i16; span as usize];
+            let mut at = 0usize;
+            for piece in got.chunks_mut(chunk) {
+                let n = piece.len() as u64;
+                r.fill(piece, at as u64, span - at as u64);
+                at += n as usize;
+            }
+            assert_eq!(got, expected, "chunks of {chunk}");
+        }
+        assert_eq!(expected[0], 0, "starts silent");
+        assert!(expected[500].unsigned_abs() > 0 || expected[501].unsigned_abs() > 0);
     }
 }
