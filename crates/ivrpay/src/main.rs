@@ -1,1 +1,12 @@
-fn main() {}
+//! `ivrpay`: the telephony payment service and its offline tools.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    cli::run(args)
+}

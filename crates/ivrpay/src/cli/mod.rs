@@ -1,0 +1,32 @@
+//! Command-line interface.
+
+mod dtmf;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exit status for a failed command (bad input, unreadable file). `dtmf scan` uses 1 for
+/// "found something", so errors use 2 everywhere.
+pub(crate) const EXIT_ERROR: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "ivrpay", version, about = "Telephony payments with DTMF masking")]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Offline DTMF tools on WAV files (8 kHz mono, 16-bit PCM, µ-law or A-law), using the
+    /// same code as the live media path.
+    #[command(subcommand)]
+    Dtmf(dtmf::DtmfCommand),
+}
+
+pub(crate) fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Dtmf(command) => dtmf::run(command),
+    }
+}
