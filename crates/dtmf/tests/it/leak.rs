@@ -25,8 +25,8 @@ use ivrpay_dtmf::{
     DetectorEvent, Digit, MaskMode, Masker, MaskerConfig, MaskerEvent, Span, ToneSpec, to_i16,
 };
 
-use crate::oracle;
 use crate::signal::{Placed, Rng, Track, add_noise, detect, digit_string, samples};
+use ivrpay_testkit::oracle;
 
 const TRACKS: usize = 60;
 const DIGITS_PER_TRACK: usize = 40;

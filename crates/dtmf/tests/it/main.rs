@@ -12,7 +12,6 @@
 
 mod accuracy;
 mod leak;
-mod oracle;
 mod rfc4733;
 mod signal;
 mod streaming;
