@@ -172,15 +172,20 @@ impl Brand {
 
     /// The brand of a complete card number (ASCII digits): the longest matching prefix.
     pub fn of_pan(digits: &[u8]) -> Option<Brand> {
-        best_match(digits).map(|e| e.brand)
+        match digits.get(..MAX_PREFIX) {
+            Some(p) if p.iter().all(u8::is_ascii_digit) => {
+                slot_brand(BY_PREFIX[prefix_value(p, MAX_PREFIX) as usize])
+            }
+            _ => best_match(digits).map(|e| e.brand),
+        }
     }
 
     /// What the first digits of a card number being typed say about its brand.
     ///
     /// `Known(b)` means every number starting with these digits is a `b` card: the brand
-    /// cannot change (nor vanish) with more digits. It is decided by trying every way of
-    /// growing the digits to the longest prefix in the table (at most 1,000 tries, for one
-    /// typed digit).
+    /// cannot change (nor vanish) with more digits. It is decided by looking at every way
+    /// of growing the digits to the longest prefix in the table, in a table of the 10,000
+    /// four-digit prefixes built at compile time.
     pub fn detect(typed: &[u8]) -> Detection {
         if typed.is_empty() {
             return Detection::Pending;
@@ -188,31 +193,46 @@ impl Brand {
         if !typed.iter().all(u8::is_ascii_digit) {
             return Detection::Unknown;
         }
-        if typed.len() >= MAX_PREFIX {
-            return best_match(typed).map_or(Detection::Unknown, |e| Detection::Known(e.brand));
+        let n = typed.len().min(MAX_PREFIX);
+        let width = 10usize.pow((MAX_PREFIX - n) as u32);
+        let first = prefix_value(typed, n) as usize * width;
+        let slots = &BY_PREFIX[first..first + width];
+        if slots.iter().any(|&b| b != slots[0]) {
+            return Detection::Pending;
         }
-        let missing = (MAX_PREFIX - typed.len()) as u32;
-        let base = prefix_value(typed, typed.len()) * 10u32.pow(missing);
-        let mut digits = [0u8; MAX_PREFIX];
-        let mut outcome: Option<Option<Brand>> = None;
-        for v in base..base + 10u32.pow(missing) {
-            let mut x = v;
-            for d in digits.iter_mut().rev() {
-                *d = b'0' + (x % 10) as u8;
-                x /= 10;
-            }
-            let brand = best_match(&digits).map(|e| e.brand);
-            match outcome {
-                None => outcome = Some(brand),
-                Some(seen) if seen != brand => return Detection::Pending,
-                Some(_) => {}
-            }
-        }
-        match outcome.flatten() {
+        match slot_brand(slots[0]) {
             Some(b) => Detection::Known(b),
             None => Detection::Unknown,
         }
     }
+}
+
+/// The brand (index in [`Brand::ALL`] plus one, 0 for none) of every four-digit prefix,
+/// by the longest matching range.
+static BY_PREFIX: [u8; 10_000] = build_prefix_table();
+
+const fn build_prefix_table() -> [u8; 10_000] {
+    let mut table = [0u8; 10_000];
+    let mut v = 0;
+    while v < 10_000 {
+        let mut best_digits = 0;
+        let mut i = 0;
+        while i < IIN_TABLE.len() {
+            let e = &IIN_TABLE[i];
+            let prefix = v / 10u32.pow(MAX_PREFIX as u32 - e.digits as u32);
+            if prefix >= e.lo && prefix <= e.hi && e.digits > best_digits {
+                best_digits = e.digits;
+                table[v as usize] = e.brand as u8 + 1;
+            }
+            i += 1;
+        }
+        v += 1;
+    }
+    table
+}
+
+fn slot_brand(slot: u8) -> Option<Brand> {
+    usize::from(slot).checked_sub(1).and_then(|i| Brand::ALL.get(i).copied())
 }
 
 /// The first `n` digits of `digits` as a number (`n` ≤ [`MAX_PREFIX`], all ASCII digits).
@@ -370,6 +390,16 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn prefix_table_agrees_with_the_ranges() {
+        for v in 0..10_000u32 {
+            let digits = format!("{v:04}");
+            let by_range = best_match(digits.as_bytes()).map(|e| e.brand);
+            assert_eq!(slot_brand(BY_PREFIX[v as usize]), by_range, "{digits}");
+        }
+        assert!(Brand::ALL.iter().enumerate().all(|(i, &b)| b as usize == i));
     }
 
     #[test]
