@@ -1,0 +1,122 @@
+//! The state of one call: its two dialogs and where the call stands.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::Bytes;
+use bytesstr::BytesStr;
+use ezk_sip_types::uri::SipUri;
+
+use crate::media::{CallId, Leg, MediaPorts};
+use crate::sdp::LocalSdp;
+use crate::transaction::{ClientTxId, ServerTxId};
+use crate::transport::Peer;
+
+/// Where a call stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// INVITE sent to target `attempt`; no final response yet.
+    Routing { attempt: usize },
+    /// 2xx relayed to the customer.
+    Answered,
+    /// Over (BYE, CANCEL, error); waiting for the last transactions.
+    Ended,
+}
+
+/// One side's dialog as ivrpay holds it.
+#[derive(Clone, Debug)]
+pub(crate) struct Dialog {
+    pub(crate) call_id: BytesStr,
+    /// Our tag.
+    pub(crate) local_tag: String,
+    /// The peer's tag, once known.
+    pub(crate) remote_tag: Option<BytesStr>,
+    /// Our From/To value on this leg, without tag.
+    pub(crate) local_uri: String,
+    /// The peer's From/To value on this leg, without tag.
+    pub(crate) remote_uri: String,
+    /// CSeq of the last request we sent on this leg.
+    pub(crate) local_cseq: u32,
+    /// The peer's Contact (Request-URI of our in-dialog requests).
+    pub(crate) remote_target: Option<SipUri>,
+    /// Route headers for our in-dialog requests.
+    pub(crate) route_set: Vec<BytesStr>,
+    /// Where requests on this leg go.
+    pub(crate) peer: Peer,
+    /// The listen address this leg uses.
+    pub(crate) local: SocketAddr,
+    /// Our SDP origin and port on this leg.
+    pub(crate) sdp: LocalSdp,
+}
+
+impl Dialog {
+    pub(crate) fn local_with_tag(&self) -> String {
+        crate::message::with_tag(&self.local_uri, &self.local_tag)
+    }
+
+    pub(crate) fn remote_with_tag(&self) -> String {
+        match &self.remote_tag {
+            Some(tag) => crate::message::with_tag(&self.remote_uri, tag),
+            None => self.remote_uri.clone(),
+        }
+    }
+}
+
+/// What a pending ACK waits for: the leg whose 2xx we hold unacknowledged until the other
+/// side's ACK brings the SDP answer (delayed offer).
+#[derive(Clone, Debug)]
+pub(crate) struct HeldAck {
+    /// The leg to send the ACK on.
+    pub(crate) leg: Leg,
+    /// CSeq of the INVITE being acknowledged on that leg.
+    pub(crate) cseq: u32,
+}
+
+/// A call.
+#[derive(Debug)]
+pub(crate) struct Call {
+    pub(crate) id: CallId,
+    pub(crate) profile: usize,
+    pub(crate) phase: Phase,
+    pub(crate) customer: Dialog,
+    /// The agent leg of the current attempt (none for IVR calls).
+    pub(crate) agent: Option<Dialog>,
+    /// The customer's INVITE, until it has a final response.
+    pub(crate) invite: Option<ServerTxId>,
+    /// Its headers (to answer it and to copy headers to the agent leg).
+    pub(crate) invite_headers: ezk_sip_types::Headers,
+    /// The customer's SDP offer (none: delayed offer).
+    pub(crate) offer: Option<Bytes>,
+    /// Our INVITE on the agent leg, until final; and its branch and CSeq (for CANCEL).
+    pub(crate) agent_invite: Option<ClientTxId>,
+    pub(crate) agent_invite_branch: String,
+    pub(crate) agent_invite_via: String,
+    /// A provisional response arrived on the current attempt (CANCEL is allowed).
+    pub(crate) provisional: bool,
+    /// Any response arrived on the current attempt (the target is alive).
+    pub(crate) responded: bool,
+    /// The customer cancelled; CANCEL the agent leg as soon as that is allowed.
+    pub(crate) cancel_pending: bool,
+    pub(crate) held_ack: Option<HeldAck>,
+    pub(crate) media: MediaPorts,
+    pub(crate) agent_name: Option<String>,
+    /// Deadlines: no response at all from the current target; no answer at all.
+    pub(crate) failover_at: Option<Instant>,
+    pub(crate) ring_until: Option<Instant>,
+}
+
+impl Call {
+    pub(crate) fn dialog(&self, leg: Leg) -> Option<&Dialog> {
+        match leg {
+            Leg::Customer => Some(&self.customer),
+            Leg::Agent => self.agent.as_ref(),
+        }
+    }
+
+    pub(crate) fn dialog_mut(&mut self, leg: Leg) -> Option<&mut Dialog> {
+        match leg {
+            Leg::Customer => Some(&mut self.customer),
+            Leg::Agent => self.agent.as_mut(),
+        }
+    }
+}

@@ -1,0 +1,1367 @@
+//! The B2BUA core: calls from the customer side (leg A) relayed to the contact centre
+//! (leg B), with the media anchored on ivrpay's relay. Sans-IO: datagrams and time in,
+//! datagrams, call events and the next deadline out.
+
+mod build;
+mod call;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use bytesstr::BytesStr;
+use ezk_sip_types::header::typed::ContentType;
+use ezk_sip_types::{Headers, Method, Name};
+use ivrpay_dtmf::Digit;
+
+use self::build::{ALLOW, CALL_ID_HEADER, RequestParts};
+use self::call::{Call, Dialog, HeldAck, Phase};
+use crate::media::{CallId, Leg, MediaControl, MediaSettings};
+use crate::message::{self, Essentials, Message, ParseError, Request, Response};
+use crate::profile::{Mode, Profile};
+use crate::sdp::{self, LocalSdp};
+use crate::transaction::{ClientTxId, ServerTxId, Timers, Transactions, TxEvent};
+use crate::transport::{Peer, Transmit, Transport};
+
+/// Core settings.
+#[derive(Clone, Debug)]
+pub struct CoreConfig {
+    pub profiles: Vec<Profile>,
+    pub timers: Timers,
+    /// Seeds tags, branches and call ids (a driver seeds it from the OS; tests fix it).
+    pub seed: u64,
+}
+
+/// Why a call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EndReason {
+    CustomerHangup,
+    AgentHangup,
+    /// The customer cancelled before the answer.
+    Cancelled,
+    /// The contact centre refused the call with this status.
+    Rejected(u16),
+    /// No target answered in time.
+    NoAnswer,
+    /// ivrpay ended it (shutdown, unacknowledged answer, failure).
+    Terminated,
+}
+
+/// What happens to calls, for the rest of ivrpay (capture, feed, webhooks).
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum CallEvent {
+    Started {
+        call: CallId,
+        profile: String,
+        caller: String,
+        called: String,
+        agent: Option<String>,
+    },
+    Answered {
+        call: CallId,
+        agent: Option<String>,
+    },
+    Ended {
+        call: CallId,
+        reason: EndReason,
+    },
+    /// A key press sent as SIP INFO (consumed: never forwarded).
+    Digit {
+        call: CallId,
+        digit: Digit,
+    },
+}
+
+/// A request relayed from one leg to the other.
+#[derive(Debug)]
+struct Relayed {
+    headers: Headers,
+    /// A re-INVITE without an offer: the 2xx will offer, the originator's ACK answer.
+    offerless_invite: bool,
+}
+
+/// What a client transaction is for.
+#[derive(Clone, Copy, Debug)]
+enum ClientRole {
+    /// The INVITE to the current target.
+    Invite,
+    /// The relay of `server`, which arrived on the other leg.
+    Relayed { server: ServerTxId, from: Leg },
+    /// A request of our own whose answer does not matter (BYE, CANCEL, ACK'd cleanup).
+    Fire,
+}
+
+/// Timers a call can be waiting on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum CallTimer {
+    Failover,
+    Ring,
+}
+
+/// A small, fast generator for tags, branches and ids (they must be unique, not secret).
+#[derive(Clone, Debug)]
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn call_id(&mut self) -> CallId {
+        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
+        let (a, b) = (self.next(), self.next());
+        let mut s = String::with_capacity(25);
+        s.push_str("call_");
+        for i in 0..20 {
+            let bits = if i < 12 { a >> (i * 5) } else { b >> ((i - 12) * 5) };
+            s.push(char::from(ALPHABET[(bits & 31) as usize]));
+        }
+        CallId(s)
+    }
+}
+
+/// The B2BUA.
+pub struct Core<M: MediaControl> {
+    profiles: Vec<Arc<Profile>>,
+    tx: Transactions,
+    media: M,
+    rng: SplitMix,
+    calls: HashMap<u64, Call>,
+    by_customer: HashMap<BytesStr, u64>,
+    by_agent: HashMap<BytesStr, u64>,
+    by_id: HashMap<CallId, u64>,
+    /// The call each open server transaction belongs to.
+    server_owner: HashMap<ServerTxId, u64>,
+    client_owner: HashMap<ClientTxId, (u64, ClientRole)>,
+    deadlines: BinaryHeap<Reverse<(Instant, u64, CallTimer)>>,
+    /// Requests relayed to the other leg, by their server transaction: what is needed to
+    /// answer them when the other leg does.
+    relayed: HashMap<ServerTxId, Relayed>,
+    calls_per_profile: Vec<usize>,
+    next_key: u64,
+    events: VecDeque<CallEvent>,
+    shutting_down: bool,
+    /// Messages that could not be parsed or lacked essential headers.
+    pub malformed: u64,
+}
+
+impl<M: MediaControl> std::fmt::Debug for Core<M> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core").field("calls", &self.calls.len()).field("tx", &self.tx).finish()
+    }
+}
+
+impl<M: MediaControl> Core<M> {
+    pub fn new(config: CoreConfig, media: M) -> Core<M> {
+        Core {
+            calls_per_profile: vec![0; config.profiles.len()],
+            profiles: config.profiles.into_iter().map(Arc::new).collect(),
+            tx: Transactions::new(config.timers),
+            media,
+            rng: SplitMix(config.seed),
+            calls: HashMap::new(),
+            by_customer: HashMap::new(),
+            by_agent: HashMap::new(),
+            by_id: HashMap::new(),
+            server_owner: HashMap::new(),
+            client_owner: HashMap::new(),
+            deadlines: BinaryHeap::new(),
+            relayed: HashMap::new(),
+            next_key: 0,
+            events: VecDeque::new(),
+            shutting_down: false,
+            malformed: 0,
+        }
+    }
+
+    pub fn profiles(&self) -> &[Arc<Profile>] {
+        &self.profiles
+    }
+
+    pub fn media(&mut self) -> &mut M {
+        &mut self.media
+    }
+
+    /// Calls in progress.
+    pub fn active_calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Open transactions (server, client): zero once everything has settled.
+    pub fn open_transactions(&self) -> (usize, usize) {
+        self.tx.len()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.tx.poll_transmit()
+    }
+
+    pub fn poll_event(&mut self) -> Option<CallEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let calls = self.deadlines.peek().map(|Reverse((at, _, _))| *at);
+        match (calls, self.tx.poll_timeout()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Stop taking calls (503); calls in progress go on.
+    pub fn shutdown(&mut self) {
+        self.shutting_down = true;
+    }
+
+    /// End every call now (BYE or CANCEL both legs): the end of a graceful shutdown.
+    pub fn end_all(&mut self, now: Instant) {
+        let keys: Vec<u64> = self.calls.keys().copied().collect();
+        for key in keys {
+            self.terminate(now, key, EndReason::Terminated);
+        }
+    }
+
+    // ---- input ----
+
+    /// A datagram (or a framed TCP message) arrived on `local` from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, from: Peer, bytes: Bytes) {
+        match message::parse(bytes) {
+            Ok(Message::Request(request)) => match request.essentials() {
+                Ok(essentials) if essentials.cseq.method == request.method => {
+                    self.tx.handle_request(now, local, from, request, essentials);
+                }
+                _ => self.reject_malformed(local, from, &request.headers, 400),
+            },
+            Ok(Message::Response(response)) => match response.essentials() {
+                Ok(essentials) => self.tx.handle_response(now, response, essentials),
+                Err(_) => self.malformed += 1,
+            },
+            Err(ParseError::BadRequestUri { headers }) => {
+                self.reject_malformed(local, from, &headers, 416)
+            }
+            Err(_) => self.malformed += 1,
+        }
+        self.drain(now);
+    }
+
+    /// A TCP connection to `to` could not be made: its requests fail now.
+    pub fn transport_failed(&mut self, now: Instant, to: Peer) {
+        let failed: Vec<ClientTxId> = self
+            .client_owner
+            .keys()
+            .copied()
+            .filter(|id| self.tx.client_peer(*id).is_some_and(|p| p.addr == to.addr))
+            .collect();
+        for id in failed {
+            self.tx.transport_failed(id);
+        }
+        self.drain(now);
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tx.handle_timeout(now);
+        while let Some(Reverse((at, key, timer))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            self.call_timer(now, key, timer, at);
+        }
+        self.drain(now);
+    }
+
+    /// A request that cannot be handled: answered statelessly if it can be, else counted.
+    fn reject_malformed(&mut self, local: SocketAddr, from: Peer, headers: &Headers, code: u16) {
+        self.malformed += 1;
+        let routable = headers.contains(&Name::VIA)
+            && headers.contains(&Name::CALL_ID)
+            && headers.contains(&Name::CSEQ)
+            && headers.contains(&Name::FROM)
+            && headers.contains(&Name::TO);
+        if routable {
+            let mut bytes = bytes::BytesMut::new();
+            build::response(headers, code, None).encode(&mut bytes);
+            self.tx.send_stateless(local, from, bytes.freeze());
+        }
+    }
+
+    fn drain(&mut self, now: Instant) {
+        while let Some(event) = self.tx.poll_event() {
+            match event {
+                TxEvent::Request { id, request, essentials, from, local } => {
+                    self.on_request(now, id, request, essentials, from, local);
+                }
+                TxEvent::Ack { request, essentials, .. } => self.on_ack(now, request, essentials),
+                TxEvent::Response { id, response, essentials } => {
+                    self.on_response(now, id, response, essentials)
+                }
+                TxEvent::Timeout { id } => self.on_client_timeout(now, id),
+                TxEvent::Unacknowledged { id, success } => {
+                    if let Some(key) = self.server_owner.get(&id).copied() {
+                        if success {
+                            // Our 2xx was never ACKed: the customer is gone (RFC 3261 §13.3.1.4).
+                            self.terminate(now, key, EndReason::Terminated);
+                        }
+                    }
+                }
+                TxEvent::ServerDone { id } => {
+                    self.server_owner.remove(&id);
+                }
+            }
+        }
+    }
+
+    // ---- helpers ----
+
+    fn respond(&mut self, now: Instant, id: ServerTxId, response: &Response) {
+        // An error here means the transaction already ended: nothing to answer any more.
+        let _ = self.tx.respond(now, id, response);
+    }
+
+    fn respond_code(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        request: &Headers,
+        code: u16,
+        tag: Option<&str>,
+    ) {
+        let response = build::response(request, code, tag);
+        self.respond(now, id, &response);
+    }
+
+    fn call_by_dialog(&self, call_id: &BytesStr) -> Option<(u64, Leg)> {
+        if let Some(&key) = self.by_customer.get(call_id) {
+            return Some((key, Leg::Customer));
+        }
+        self.by_agent.get(call_id).map(|&key| (key, Leg::Agent))
+    }
+
+    fn schedule(&mut self, key: u64, at: Instant, timer: CallTimer) {
+        self.deadlines.push(Reverse((at, key, timer)));
+    }
+
+    fn pick_profile(
+        &self,
+        local: SocketAddr,
+        transport: Transport,
+        user: Option<&str>,
+    ) -> Option<usize> {
+        let listens = |p: &Profile| {
+            p.listen.iter().any(|l| l.addr == local && l.tcp == transport.is_reliable())
+        };
+        let specific = self
+            .profiles
+            .iter()
+            .position(|p| listens(p) && p.match_user.is_some() && p.match_user.as_deref() == user);
+        specific.or_else(|| self.profiles.iter().position(|p| listens(p) && p.match_user.is_none()))
+    }
+
+    // ---- requests ----
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        request: Request,
+        essentials: Essentials,
+        from: Peer,
+        local: SocketAddr,
+    ) {
+        let method = request.method.clone();
+        if essentials.max_forwards == Some(0) && method != Method::ACK && method != Method::CANCEL {
+            self.respond_code(now, id, &request.headers, 483, None);
+            return;
+        }
+        if method == Method::OPTIONS {
+            let mut response = build::response(&request.headers, 200, Some("ivrpay"));
+            response.headers.insert(Name::ALLOW, ALLOW);
+            response.headers.insert(Name::ACCEPT, "application/sdp");
+            self.respond(now, id, &response);
+            return;
+        }
+        if method == Method::INVITE && essentials.to_tag.is_none() {
+            if self.call_by_dialog(&essentials.call_id).is_some() {
+                // Same Call-ID, new branch, no To tag: a loop or a duplicate (RFC 3261 §8.2.2.2).
+                self.respond_code(now, id, &request.headers, 482, None);
+            } else {
+                self.on_invite(now, id, request, essentials, from, local);
+            }
+            return;
+        }
+        let Some((key, leg)) = self.call_by_dialog(&essentials.call_id) else {
+            let code = if !is_known(&method) {
+                501
+            } else if [
+                Method::BYE,
+                Method::CANCEL,
+                Method::INFO,
+                Method::UPDATE,
+                Method::INVITE,
+                Method::PRACK,
+            ]
+            .contains(&method)
+            {
+                481 // in-dialog methods for a dialog we do not know
+            } else {
+                405
+            };
+            let mut response = build::response(&request.headers, code, None);
+            if code == 405 {
+                response.headers.insert(Name::ALLOW, ALLOW);
+            }
+            self.respond(now, id, &response);
+            return;
+        };
+        if method == Method::CANCEL {
+            self.on_cancel(now, id, key, &request, &essentials);
+        } else if method == Method::BYE {
+            self.on_bye(now, id, key, leg, &request);
+        } else if method == Method::INFO && leg == Leg::Customer && is_dtmf_info(&request) {
+            self.on_info_digit(now, id, key, &request);
+        } else if method == Method::INVITE || method == Method::UPDATE || method == Method::INFO {
+            self.relay_in_dialog(now, id, key, leg, request);
+        } else if is_known(&method) {
+            let mut response = build::response(&request.headers, 405, None);
+            response.headers.insert(Name::ALLOW, ALLOW);
+            self.respond(now, id, &response);
+        } else {
+            self.respond_code(now, id, &request.headers, 501, None);
+        }
+    }
+
+    fn on_invite(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        request: Request,
+        essentials: Essentials,
+        from: Peer,
+        local: SocketAddr,
+    ) {
+        let headers = &request.headers;
+        let user = match &request.uri.user_part {
+            ezk_sip_types::uri::SipUriUserPart::User(user) => Some(user.as_str()),
+            ezk_sip_types::uri::SipUriUserPart::UserPw(user) => Some(user.user.as_str()),
+            ezk_sip_types::uri::SipUriUserPart::Empty => None,
+        };
+        let Some(profile_index) = self.pick_profile(local, from.transport, user) else {
+            self.respond_code(now, id, headers, 404, None);
+            return;
+        };
+        let profile = Arc::clone(&self.profiles[profile_index]);
+        let reject = if !profile.accepts_source(from.addr.ip()) {
+            Some(403)
+        } else if self.shutting_down || self.calls_per_profile[profile_index] >= profile.max_calls {
+            Some(503)
+        } else if headers
+            .get_raw(&Name::unknown(BytesStr::from_static(CALL_ID_HEADER)))
+            .next()
+            .is_some()
+        {
+            Some(482) // it has been through an ivrpay already
+        } else if headers.get_raw(&Name::REQUIRE).next().is_some() {
+            Some(420) // no extension is supported (100rel, timer, ...)
+        } else if matches!(profile.mode, Mode::Ivr) {
+            Some(480) // self-service IVR is not in this build
+        } else {
+            None
+        };
+        if let Some(code) = reject {
+            let mut response = build::response(headers, code, None);
+            match code {
+                503 => response.headers.insert(Name::RETRY_AFTER, "5"),
+                420 => {
+                    for value in headers.get_raw(&Name::REQUIRE) {
+                        response.headers.insert(Name::UNSUPPORTED, value.clone());
+                    }
+                }
+                _ => {}
+            }
+            self.respond(now, id, &response);
+            return;
+        }
+        // The offer, if any, must be SDP we can relay.
+        let offer = if request.body.is_empty() {
+            None
+        } else {
+            let is_sdp = headers
+                .get_named::<ContentType>()
+                .map(|ct| {
+                    ct.0.as_str()
+                        .split(';')
+                        .next()
+                        .unwrap_or("")
+                        .trim()
+                        .eq_ignore_ascii_case("application/sdp")
+                })
+                .unwrap_or(false);
+            if !is_sdp {
+                let mut response = build::response(headers, 415, None);
+                response.headers.insert(Name::ACCEPT, "application/sdp");
+                self.respond(now, id, &response);
+                return;
+            }
+            match sdp::parse(&request.body).and_then(|s| sdp::stream_info(&s).map(|info| (s, info)))
+            {
+                Ok((parsed, info))
+                    if info.codecs.iter().any(|(_, c)| profile.codecs.codecs.contains(c)) =>
+                {
+                    Some((request.body.clone(), parsed, info))
+                }
+                Ok(_) | Err(_) => {
+                    let mut response = build::response(headers, 488, None);
+                    response.headers.insert(Name::WARNING, "399 ivrpay \"SDP not acceptable\"");
+                    self.respond(now, id, &response);
+                    return;
+                }
+            }
+        };
+        let call = self.rng.call_id();
+        let settings = MediaSettings {
+            address: profile.media_address.unwrap_or(local.ip()),
+            mask_mode: profile.mask_mode,
+            lookahead_ms: profile.lookahead_ms,
+            latching: profile.latching,
+            customer_only: false,
+        };
+        let media = match self.media.open(&call, &settings) {
+            Ok(media) => media,
+            Err(_) => {
+                let mut response = build::response(headers, 503, None);
+                response.headers.insert(Name::RETRY_AFTER, "5");
+                self.respond(now, id, &response);
+                return;
+            }
+        };
+        // From here on the call exists.
+        self.respond_code(now, id, headers, 100, None);
+        let customer_tag = format!("{:016x}", self.rng.next());
+        let contact =
+            headers.get_raw(&Name::CONTACT).next().and_then(|c| build::uri_in(c.as_str()));
+        let session_id = self.rng.next() >> 1;
+        let customer = Dialog {
+            call_id: essentials.call_id.clone(),
+            local_tag: customer_tag,
+            remote_tag: essentials.from_tag.clone(),
+            local_uri: strip_tag(essentials.to.as_str()),
+            remote_uri: strip_tag(essentials.from.as_str()),
+            local_cseq: 0,
+            remote_target: contact,
+            route_set: headers.get_raw(&Name::RECORD_ROUTE).cloned().collect(),
+            peer: from,
+            local,
+            sdp: LocalSdp::new(media.customer, session_id),
+        };
+        let agent_name = profile
+            .agent_header
+            .as_ref()
+            .and_then(|h| headers.get_raw(&Name::unknown(BytesStr::from(h.clone()))).next())
+            .map(|v| v.to_string());
+        if let Some((_, _, info)) = &offer {
+            self.media.update(&call, Leg::Customer, info);
+        }
+        let key = self.next_key;
+        self.next_key += 1;
+        self.events.push_back(CallEvent::Started {
+            call: call.clone(),
+            profile: profile.name.clone(),
+            caller: uri_only(essentials.from.as_str()),
+            called: uri_only(essentials.to.as_str()),
+            agent: agent_name.clone(),
+        });
+        let ring_until = now + profile.ring_timeout;
+        self.calls_per_profile[profile_index] += 1;
+        self.by_customer.insert(essentials.call_id.clone(), key);
+        self.by_id.insert(call.clone(), key);
+        self.server_owner.insert(id, key);
+        self.calls.insert(
+            key,
+            Call {
+                id: call,
+                profile: profile_index,
+                phase: Phase::Routing { attempt: 0 },
+                customer,
+                agent: None,
+                invite: Some(id),
+                invite_headers: request.headers,
+                offer: offer.map(|(body, _, _)| body),
+                agent_invite: None,
+                agent_invite_branch: String::new(),
+                agent_invite_via: String::new(),
+                provisional: false,
+                responded: false,
+                cancel_pending: false,
+                held_ack: None,
+                media,
+                agent_name,
+                failover_at: None,
+                ring_until: Some(ring_until),
+            },
+        );
+        self.schedule(key, ring_until, CallTimer::Ring);
+        self.start_attempt(now, key, 0);
+    }
+
+    /// Sends the INVITE to target `attempt` (or gives up when there are no more).
+    fn start_attempt(&mut self, now: Instant, key: u64, mut attempt: usize) {
+        let Some(call) = self.calls.get(&key) else { return };
+        let profile = &self.profiles[call.profile];
+        let Mode::Relay { targets } = &profile.mode else { return };
+        // The first target that is a SIP URI on an IP address.
+        let target = loop {
+            let Some(text) = targets.get(attempt) else { break None };
+            match text
+                .parse::<ezk_sip_types::uri::SipUri>()
+                .ok()
+                .and_then(|uri| build::peer_of(&uri).map(|p| (uri, p)))
+            {
+                Some(found) => break Some(found),
+                None => attempt += 1,
+            }
+        };
+        let Some((uri, peer)) = target else {
+            let code = if call.responded { 503 } else { 408 };
+            self.fail_invite(
+                now,
+                key,
+                code,
+                if code == 408 { EndReason::NoAnswer } else { EndReason::Rejected(code) },
+            );
+            return;
+        };
+        let local = call.customer.local;
+        // Leg B comes from the same listen address (and its transport, by target).
+        let agent_port = call.media.agent.unwrap_or(call.media.customer);
+        let session_id = self.rng.next() >> 1;
+        let mut agent_sdp = LocalSdp::new(agent_port, session_id);
+        let body = match &call.offer {
+            Some(offer) => match sdp::parse(offer)
+                .and_then(|s| sdp::rewrite(&s, &mut agent_sdp, &profile.codecs))
+            {
+                Ok(body) => Some(("application/sdp", body)),
+                Err(_) => {
+                    self.fail_invite(now, key, 488, EndReason::Rejected(488));
+                    return;
+                }
+            },
+            None => None,
+        };
+        let call_id = format!("{:016x}{:08x}@ivrpay", self.rng.next(), self.rng.next() as u32);
+        let local_tag = format!("{:016x}", self.rng.next());
+        let branch = build::branch(self.rng.next());
+        let max_forwards = call
+            .invite_headers
+            .get_named::<ezk_sip_types::header::typed::MaxForwards>()
+            .map(|m| u32::from(m.0).saturating_sub(1))
+            .unwrap_or(70);
+        let mut extra = Headers::with_capacity(4);
+        for (name, value) in call.invite_headers.iter() {
+            if profile.passes_header(name.as_print_str()) {
+                extra.insert(name.clone(), value.clone());
+            }
+        }
+        extra.insert(Name::unknown(BytesStr::from_static(CALL_ID_HEADER)), call.id.0.clone());
+        let from_uri = call.customer.remote_uri.clone();
+        let to_uri = call.customer.local_uri.clone();
+        let parts = RequestParts {
+            method: Method::INVITE,
+            uri: uri.clone(),
+            from: message::with_tag(&from_uri, &local_tag),
+            to: to_uri.clone(),
+            call_id: &call_id,
+            cseq: 1,
+            max_forwards,
+            contact: Some(build::contact(local, peer.transport)),
+            routes: &[],
+            extra,
+            body,
+        };
+        let Some((request, essentials)) = parts.build(local, peer.transport, &branch) else {
+            return;
+        };
+        let via = build::via(local, peer.transport, &branch);
+        let failover_at = now + profile.failover_timeout;
+        let agent = Dialog {
+            call_id: BytesStr::from(call_id.clone()),
+            local_tag,
+            remote_tag: None,
+            local_uri: from_uri,
+            remote_uri: to_uri,
+            local_cseq: 1,
+            remote_target: Some(uri),
+            route_set: Vec::new(),
+            peer,
+            local,
+            sdp: agent_sdp,
+        };
+        let id = self.tx.send_request(now, local, peer, &request, &essentials);
+        if let Some(call) = self.calls.get_mut(&key) {
+            if let Some(old) = call.agent.take() {
+                self.by_agent.remove(&old.call_id);
+            }
+            self.by_agent.insert(agent.call_id.clone(), key);
+            call.agent = Some(agent);
+            call.phase = Phase::Routing { attempt };
+            call.agent_invite = Some(id);
+            call.agent_invite_branch = branch;
+            call.agent_invite_via = via;
+            call.provisional = false;
+            call.responded = false;
+            call.failover_at = Some(failover_at);
+        }
+        self.client_owner.insert(id, (key, ClientRole::Invite));
+        self.schedule(key, failover_at, CallTimer::Failover);
+    }
+
+    fn on_cancel(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        key: u64,
+        request: &Request,
+        essentials: &Essentials,
+    ) {
+        let Some(call) = self.calls.get(&key) else { return };
+        let matches_invite = call.invite.is_some()
+            && call
+                .invite_headers
+                .get_raw(&Name::VIA)
+                .next()
+                .is_some_and(|via| via.contains(essentials.branch()));
+        if !matches_invite {
+            self.respond_code(now, id, &request.headers, 481, None);
+            return;
+        }
+        let tag = call.customer.local_tag.clone();
+        self.server_owner.insert(id, key);
+        self.respond_code(now, id, &request.headers, 200, Some(&tag));
+        self.fail_invite(now, key, 487, EndReason::Cancelled);
+    }
+
+    /// Answers the customer's INVITE with an error, cancels the agent leg, ends the call.
+    fn fail_invite(&mut self, now: Instant, key: u64, code: u16, reason: EndReason) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        if let Some(invite) = call.invite.take() {
+            let response =
+                build::response(&call.invite_headers, code, Some(&call.customer.local_tag));
+            self.respond(now, invite, &response);
+        }
+        self.cancel_agent(now, key);
+        self.end_call(key, reason);
+    }
+
+    /// CANCELs the agent INVITE if a provisional allows it; otherwise remembers to.
+    fn cancel_agent(&mut self, now: Instant, key: u64) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(invite) = call.agent_invite else { return };
+        if !call.provisional {
+            // RFC 3261 §9.1: no CANCEL before a provisional response; abandon or wait.
+            if call.responded {
+                call.cancel_pending = true;
+            } else {
+                self.tx.abandon(invite);
+                self.client_owner.remove(&invite);
+                call.agent_invite = None;
+            }
+            return;
+        }
+        call.agent_invite = None;
+        let Some(agent) = &call.agent else { return };
+        let mut headers = Headers::with_capacity(8);
+        headers.insert(Name::VIA, call.agent_invite_via.clone());
+        headers.insert(Name::MAX_FORWARDS, "70");
+        headers.insert(Name::FROM, agent.local_with_tag());
+        headers.insert(Name::TO, agent.remote_uri.clone());
+        headers.insert(Name::CALL_ID, agent.call_id.clone());
+        headers.insert(Name::CSEQ, "1 CANCEL");
+        let Some(uri) = agent.remote_target.clone() else { return };
+        let cancel = Request { method: Method::CANCEL, uri, headers, body: Bytes::new() };
+        let Ok(essentials) = cancel.essentials() else { return };
+        let (local, peer) = (agent.local, agent.peer);
+        let id = self.tx.send_request(now, local, peer, &cancel, &essentials);
+        self.client_owner.insert(id, (key, ClientRole::Fire));
+        // The agent INVITE still gets its 487; keep it owned so the response is absorbed.
+        self.client_owner.insert(invite, (key, ClientRole::Fire));
+    }
+
+    fn on_bye(&mut self, now: Instant, id: ServerTxId, key: u64, leg: Leg, request: &Request) {
+        let Some(call) = self.calls.get(&key) else { return };
+        let tag = call.dialog(leg).map(|d| d.local_tag.clone());
+        let phase = call.phase;
+        self.server_owner.insert(id, key);
+        self.respond_code(now, id, &request.headers, 200, tag.as_deref());
+        if phase != Phase::Answered {
+            // A BYE from the agent in an early dialog, or a late one: end what is left.
+            if leg == Leg::Agent {
+                self.fail_invite(now, key, 480, EndReason::AgentHangup);
+            }
+            return;
+        }
+        self.send_in_dialog(now, key, leg.other(), Method::BYE, None, ClientRole::Fire);
+        let reason =
+            if leg == Leg::Customer { EndReason::CustomerHangup } else { EndReason::AgentHangup };
+        self.end_call(key, reason);
+    }
+
+    fn on_info_digit(&mut self, now: Instant, id: ServerTxId, key: u64, request: &Request) {
+        let Some(call) = self.calls.get(&key) else { return };
+        let tag = call.customer.local_tag.clone();
+        let call_id = call.id.clone();
+        let content_type =
+            request.headers.get_named::<ContentType>().map(|c| c.0.to_string()).unwrap_or_default();
+        self.server_owner.insert(id, key);
+        match build::info_digit(&content_type, &request.body) {
+            Some(digit) => {
+                self.respond_code(now, id, &request.headers, 200, Some(&tag));
+                self.events.push_back(CallEvent::Digit { call: call_id, digit });
+            }
+            // A DTMF INFO we cannot read is still card data: refuse it, never forward it.
+            None => self.respond_code(now, id, &request.headers, 400, Some(&tag)),
+        }
+    }
+
+    /// Relays a re-INVITE, UPDATE or INFO from `leg` to the other leg.
+    fn relay_in_dialog(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        key: u64,
+        leg: Leg,
+        request: Request,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let tag = call.dialog(leg).map(|d| d.local_tag.clone());
+        if call.phase != Phase::Answered {
+            let code = if call.phase == Phase::Ended { 481 } else { 491 };
+            self.respond_code(now, id, &request.headers, code, tag.as_deref());
+            return;
+        }
+        let policy = self.profiles[call.profile].codecs.clone();
+        let call_id = call.id.clone();
+        let is_sdp = request.headers.get_named::<ContentType>().is_ok_and(|ct| {
+            ct.0.as_str()
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("application/sdp")
+        });
+        let body = if request.body.is_empty() {
+            None
+        } else if is_sdp {
+            // An offer: the originator's stream changes now; the other leg sees our side.
+            let rewritten = sdp::parse(&request.body).and_then(|s| {
+                let info = sdp::stream_info(&s)?;
+                let other = call.dialog_mut(leg.other()).ok_or(sdp::SdpError::NoAudio)?;
+                Ok((sdp::rewrite(&s, &mut other.sdp, &policy)?, info))
+            });
+            let Ok((rewritten, info)) = rewritten else {
+                self.respond_code(now, id, &request.headers, 488, tag.as_deref());
+                return;
+            };
+            self.media.update(&call_id, leg, &info);
+            Some(("application/sdp".to_owned(), rewritten))
+        } else {
+            let ct = request
+                .headers
+                .get_named::<ContentType>()
+                .map(|c| c.0.to_string())
+                .unwrap_or_default();
+            Some((ct, request.body.clone()))
+        };
+        let offerless_invite = request.method == Method::INVITE && body.is_none();
+        if request.method == Method::INVITE {
+            // The other leg may take a while to answer: stop the originator retransmitting.
+            self.respond_code(now, id, &request.headers, 100, None);
+        }
+        let role = ClientRole::Relayed { server: id, from: leg };
+        match self.send_in_dialog(now, key, leg.other(), request.method.clone(), body, role) {
+            Some(_) => {
+                self.server_owner.insert(id, key);
+                self.relayed.insert(id, Relayed { headers: request.headers, offerless_invite });
+            }
+            None => self.respond_code(now, id, &request.headers, 500, tag.as_deref()),
+        }
+    }
+
+    /// Sends a new request in the dialog of `leg`.
+    fn send_in_dialog(
+        &mut self,
+        now: Instant,
+        key: u64,
+        leg: Leg,
+        method: Method,
+        body: Option<(String, Bytes)>,
+        role: ClientRole,
+    ) -> Option<ClientTxId> {
+        let branch = build::branch(self.rng.next());
+        let call = self.calls.get_mut(&key)?;
+        let dialog = call.dialog_mut(leg)?;
+        let uri = dialog.remote_target.clone()?;
+        dialog.local_cseq += 1;
+        let (local, peer) = (dialog.local, dialog.peer);
+        let routes = dialog.route_set.clone();
+        let parts = RequestParts {
+            method,
+            uri,
+            from: dialog.local_with_tag(),
+            to: dialog.remote_with_tag(),
+            call_id: dialog.call_id.as_str(),
+            cseq: dialog.local_cseq,
+            max_forwards: 70,
+            contact: Some(build::contact(local, peer.transport)),
+            routes: &routes,
+            extra: Headers::new(),
+            body: body.as_ref().map(|(ct, b)| (ct.as_str(), b.clone())),
+        };
+        let (request, essentials) = parts.build(local, peer.transport, &branch)?;
+        let id = self.tx.send_request(now, local, peer, &request, &essentials);
+        self.client_owner.insert(id, (key, role));
+        Some(id)
+    }
+
+    /// An ACK arrived (for a 2xx we sent).
+    fn on_ack(&mut self, now: Instant, request: Request, essentials: Essentials) {
+        let Some((key, leg)) = self.call_by_dialog(&essentials.call_id) else { return };
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(held) = call.held_ack.clone() else { return };
+        if held.leg == leg {
+            return;
+        }
+        call.held_ack = None;
+        // Delayed offer: the customer's (or agent's) ACK carries the answer; pass it on.
+        let policy = self.profiles[call.profile].codecs.clone();
+        let call_id = call.id.clone();
+        let mut body = None;
+        if !request.body.is_empty() {
+            if let Ok((parsed, info)) =
+                sdp::parse(&request.body).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
+            {
+                if let Some(other) = call.dialog_mut(held.leg) {
+                    body = sdp::rewrite(&parsed, &mut other.sdp, &policy).ok();
+                }
+                self.media.update(&call_id, leg, &info);
+            }
+        }
+        self.send_ack(now, key, held.leg, held.cseq, body);
+    }
+
+    /// ACKs a 2xx on `leg` (a new transaction-less request, RFC 3261 §13.2.2.4).
+    fn send_ack(&mut self, _now: Instant, key: u64, leg: Leg, cseq: u32, body: Option<Bytes>) {
+        let branch = build::branch(self.rng.next());
+        let Some(dialog) = self.calls.get(&key).and_then(|c| c.dialog(leg)) else { return };
+        let Some(uri) = dialog.remote_target.clone() else { return };
+        let parts = RequestParts {
+            method: Method::ACK,
+            uri,
+            from: dialog.local_with_tag(),
+            to: dialog.remote_with_tag(),
+            call_id: dialog.call_id.as_str(),
+            cseq,
+            max_forwards: 70,
+            contact: None,
+            routes: &dialog.route_set,
+            extra: Headers::new(),
+            body: body.map(|b| ("application/sdp", b)),
+        };
+        let (local, peer) = (dialog.local, dialog.peer);
+        let Some((request, _)) = parts.build(local, peer.transport, &branch) else { return };
+        let mut bytes = bytes::BytesMut::with_capacity(512);
+        request.encode(&mut bytes);
+        self.tx.send_stateless(local, peer, bytes.freeze());
+    }
+
+    // ---- responses ----
+
+    fn on_response(
+        &mut self,
+        now: Instant,
+        id: ClientTxId,
+        response: Response,
+        essentials: Essentials,
+    ) {
+        let Some(&(key, role)) = self.client_owner.get(&id) else { return };
+        if response.status() >= 200 && essentials.cseq.method != Method::INVITE {
+            self.client_owner.remove(&id);
+        }
+        match role {
+            ClientRole::Invite => self.on_invite_response(now, id, key, response, essentials),
+            ClientRole::Relayed { server, from } => {
+                self.on_relayed_response(now, key, server, from, response, essentials)
+            }
+            ClientRole::Fire => {
+                // A 2xx to an INVITE we cancelled (the race RFC 3261 allows): ACK it, BYE it.
+                if essentials.cseq.method == Method::INVITE
+                    && (200..300).contains(&response.status())
+                {
+                    self.ack_and_bye_stray(now, key, &response, &essentials);
+                }
+            }
+        }
+    }
+
+    fn on_invite_response(
+        &mut self,
+        now: Instant,
+        id: ClientTxId,
+        key: u64,
+        response: Response,
+        essentials: Essentials,
+    ) {
+        let code = response.status();
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        if call.agent_invite != Some(id) {
+            return; // an old attempt
+        }
+        call.responded = true;
+        call.failover_at = None;
+        if code < 200 {
+            if code > 100 {
+                call.provisional = true;
+            }
+            if call.cancel_pending && call.provisional {
+                call.cancel_pending = false;
+                self.cancel_agent(now, key);
+                return;
+            }
+            if code > 100 {
+                self.relay_to_customer(now, key, &response, &essentials, false);
+            }
+            return;
+        }
+        call.agent_invite = None;
+        if code >= 300 {
+            self.client_owner.remove(&id);
+            let profile = &self.profiles[call.profile];
+            let failover = code >= 500 || code == 408;
+            let Phase::Routing { attempt } = call.phase else { return };
+            let more =
+                matches!(&profile.mode, Mode::Relay { targets } if attempt + 1 < targets.len());
+            if failover && more {
+                self.start_attempt(now, key, attempt + 1);
+            } else {
+                self.relay_final_error(now, key, &response);
+            }
+            return;
+        }
+        // 2xx: the agent answered.
+        if call.cancel_pending || call.invite.is_none() {
+            self.ack_and_bye_stray(now, key, &response, &essentials);
+            return;
+        }
+        if let Some(agent) = call.agent.as_mut() {
+            agent.remote_tag = essentials.to_tag.clone();
+            if let Some(target) = response
+                .headers
+                .get_raw(&Name::CONTACT)
+                .next()
+                .and_then(|c| build::uri_in(c.as_str()))
+            {
+                if let Some(peer) = build::peer_of(&target) {
+                    agent.peer = Peer { transport: peer.transport, ..agent.peer };
+                    agent.peer.addr = peer.addr;
+                }
+                agent.remote_target = Some(target);
+            }
+            agent.route_set =
+                response.headers.get_raw(&Name::RECORD_ROUTE).rev().cloned().collect();
+        }
+        if let Some(name) = &self.profiles[call.profile].agent_header {
+            if let Some(value) =
+                response.headers.get_raw(&Name::unknown(BytesStr::from(name.clone()))).next()
+            {
+                call.agent_name = Some(value.to_string());
+            }
+        }
+        let delayed_offer = call.offer.is_none();
+        self.relay_to_customer(now, key, &response, &essentials, true);
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        call.phase = Phase::Answered;
+        call.ring_until = None;
+        let agent = call.agent_name.clone();
+        let call_id = call.id.clone();
+        if delayed_offer {
+            call.held_ack = Some(HeldAck { leg: Leg::Agent, cseq: 1 });
+        } else {
+            self.send_ack(now, key, Leg::Agent, 1, None);
+        }
+        self.events.push_back(CallEvent::Answered { call: call_id, agent });
+    }
+
+    /// Relays a provisional or 2xx from the agent leg to the customer's INVITE.
+    fn relay_to_customer(
+        &mut self,
+        now: Instant,
+        key: u64,
+        response: &Response,
+        _essentials: &Essentials,
+        is_final: bool,
+    ) {
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let Some(invite) = call.invite else { return };
+        let profile = &self.profiles[call.profile];
+        let mut out = build::response(
+            &call.invite_headers,
+            response.status(),
+            Some(&call.customer.local_tag),
+        );
+        out.reason = response.reason.clone();
+        out.headers.insert(
+            Name::CONTACT,
+            build::contact(call.customer.local, call.customer.peer.transport),
+        );
+        for (name, value) in response.headers.iter() {
+            if profile.passes_header(name.as_print_str()) {
+                out.headers.insert(name.clone(), value.clone());
+            }
+        }
+        if !response.body.is_empty() {
+            if let Ok((parsed, info)) =
+                sdp::parse(&response.body).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
+            {
+                if let Ok(body) = sdp::rewrite(&parsed, &mut call.customer.sdp, &profile.codecs) {
+                    out.body = build::set_body(&mut out.headers, "application/sdp", body);
+                }
+                self.media.update(&call.id, Leg::Agent, &info);
+            }
+        }
+        if is_final {
+            call.invite = None;
+        }
+        self.respond(now, invite, &out);
+    }
+
+    fn relay_final_error(&mut self, now: Instant, key: u64, response: &Response) {
+        let code = response.status();
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        if let Some(invite) = call.invite.take() {
+            let mut out =
+                build::response(&call.invite_headers, code, Some(&call.customer.local_tag));
+            out.reason = response.reason.clone();
+            for name in [Name::RETRY_AFTER, Name::WARNING] {
+                for value in response.headers.get_raw(&name) {
+                    out.headers.insert(name.clone(), value.clone());
+                }
+            }
+            self.respond(now, invite, &out);
+        }
+        self.end_call(key, EndReason::Rejected(code));
+    }
+
+    fn on_relayed_response(
+        &mut self,
+        now: Instant,
+        key: u64,
+        server: ServerTxId,
+        from: Leg,
+        response: Response,
+        essentials: Essentials,
+    ) {
+        let code = response.status();
+        if code == 100 {
+            return;
+        }
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        let policy = self.profiles[call.profile].codecs.clone();
+        let call_id = call.id.clone();
+        // SDP in the answer: the other leg's stream changes; the originator sees our side.
+        let mut body = None;
+        if !response.body.is_empty() {
+            if let Ok((parsed, info)) =
+                sdp::parse(&response.body).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
+            {
+                if let Some(origin) = call.dialog_mut(from) {
+                    body = sdp::rewrite(&parsed, &mut origin.sdp, &policy).ok();
+                }
+                self.media.update(&call_id, from.other(), &info);
+            }
+        }
+        let Some(call) = self.calls.get_mut(&key) else { return };
+        if essentials.cseq.method == Method::INVITE && (200..300).contains(&code) {
+            // The other leg accepted our re-INVITE: ACK it now, or once the originator's ACK
+            // brings the answer to an offer made in this 2xx.
+            let offerless = self.relayed.get(&server).is_some_and(|r| r.offerless_invite);
+            if offerless {
+                call.held_ack = Some(HeldAck { leg: from.other(), cseq: essentials.cseq.cseq });
+            } else {
+                self.send_ack(now, key, from.other(), essentials.cseq.cseq, None);
+            }
+        }
+        let tag = self
+            .calls
+            .get(&key)
+            .and_then(|c| c.dialog(from))
+            .map(|d| d.local_tag.clone())
+            .unwrap_or_default();
+        self.respond_relayed(now, server, code, response.reason.clone(), body, &tag);
+    }
+
+    /// Answers a relayed request with the code (and SDP) the other leg gave.
+    fn respond_relayed(
+        &mut self,
+        now: Instant,
+        server: ServerTxId,
+        code: u16,
+        reason: Option<BytesStr>,
+        body: Option<Bytes>,
+        tag: &str,
+    ) {
+        let Some(headers) = self.relayed.get(&server).map(|r| r.headers.clone()) else { return };
+        let mut out = build::response(&headers, code, Some(tag));
+        out.reason = reason;
+        if let Some(body) = body {
+            out.body = build::set_body(&mut out.headers, "application/sdp", body);
+        }
+        if code >= 200 {
+            self.relayed.remove(&server);
+        }
+        self.respond(now, server, &out);
+    }
+
+    fn ack_and_bye_stray(
+        &mut self,
+        now: Instant,
+        key: u64,
+        response: &Response,
+        essentials: &Essentials,
+    ) {
+        if let Some(agent) = self.calls.get_mut(&key).and_then(|c| c.agent.as_mut()) {
+            agent.remote_tag = essentials.to_tag.clone();
+            if let Some(target) = response
+                .headers
+                .get_raw(&Name::CONTACT)
+                .next()
+                .and_then(|c| build::uri_in(c.as_str()))
+            {
+                agent.remote_target = Some(target);
+            }
+        }
+        self.send_ack(now, key, Leg::Agent, essentials.cseq.cseq, None);
+        self.send_in_dialog(now, key, Leg::Agent, Method::BYE, None, ClientRole::Fire);
+    }
+
+    fn on_client_timeout(&mut self, now: Instant, id: ClientTxId) {
+        let Some((key, role)) = self.client_owner.remove(&id) else { return };
+        match role {
+            ClientRole::Invite => {
+                let Some(call) = self.calls.get(&key) else { return };
+                if call.agent_invite != Some(id) {
+                    return;
+                }
+                if let Phase::Routing { attempt } = call.phase {
+                    self.start_attempt(now, key, attempt + 1);
+                }
+            }
+            ClientRole::Relayed { server, from } => {
+                let tag = self
+                    .calls
+                    .get(&key)
+                    .and_then(|c| c.dialog(from))
+                    .map(|d| d.local_tag.clone())
+                    .unwrap_or_default();
+                self.respond_relayed(now, server, 408, None, None, &tag);
+            }
+            ClientRole::Fire => {}
+        }
+    }
+
+    fn call_timer(&mut self, now: Instant, key: u64, timer: CallTimer, at: Instant) {
+        let Some(call) = self.calls.get(&key) else { return };
+        match timer {
+            CallTimer::Failover if call.failover_at == Some(at) && !call.responded => {
+                // Nothing at all from this target: try the next one.
+                if let (Some(invite), Phase::Routing { attempt }) = (call.agent_invite, call.phase)
+                {
+                    self.tx.abandon(invite);
+                    self.client_owner.remove(&invite);
+                    self.start_attempt(now, key, attempt + 1);
+                }
+            }
+            CallTimer::Ring if call.ring_until == Some(at) && call.phase != Phase::Answered => {
+                self.fail_invite(now, key, 408, EndReason::NoAnswer);
+            }
+            _ => {}
+        }
+    }
+
+    /// Ends a call from ivrpay's side: BYE both legs if answered, else CANCEL/error.
+    fn terminate(&mut self, now: Instant, key: u64, reason: EndReason) {
+        let Some(call) = self.calls.get(&key) else { return };
+        if call.phase == Phase::Answered {
+            self.send_in_dialog(now, key, Leg::Customer, Method::BYE, None, ClientRole::Fire);
+            self.send_in_dialog(now, key, Leg::Agent, Method::BYE, None, ClientRole::Fire);
+            self.end_call(key, reason);
+        } else {
+            self.fail_invite(now, key, 503, reason);
+        }
+    }
+
+    /// Forgets the call: media closed, indexes cleared, the event out. Transactions still
+    /// open finish on their own.
+    fn end_call(&mut self, key: u64, reason: EndReason) {
+        let Some(mut call) = self.calls.remove(&key) else { return };
+        call.phase = Phase::Ended;
+        self.media.close(&call.id);
+        self.by_customer.remove(&call.customer.call_id);
+        if let Some(agent) = &call.agent {
+            self.by_agent.remove(&agent.call_id);
+        }
+        self.by_id.remove(&call.id);
+        self.calls_per_profile[call.profile] =
+            self.calls_per_profile[call.profile].saturating_sub(1);
+        self.events.push_back(CallEvent::Ended { call: call.id, reason });
+    }
+}
+
+fn is_known(method: &Method) -> bool {
+    [
+        Method::INVITE,
+        Method::ACK,
+        Method::CANCEL,
+        Method::BYE,
+        Method::REGISTER,
+        Method::MESSAGE,
+        Method::UPDATE,
+        Method::PRACK,
+        Method::OPTIONS,
+        Method::SUBSCRIBE,
+        Method::NOTIFY,
+        Method::PUBLISH,
+        Method::INFO,
+        Method::REFER,
+    ]
+    .contains(method)
+}
+
+fn is_dtmf_info(request: &Request) -> bool {
+    request
+        .headers
+        .get_named::<ContentType>()
+        .map(|ct| build::is_dtmf_info(ct.0.as_str()))
+        .unwrap_or(false)
+}
+
+/// A From/To value without its tag.
+fn strip_tag(value: &str) -> String {
+    let with = message::with_tag(value, "x");
+    with.strip_suffix(";tag=x").unwrap_or(&with).to_owned()
+}
+
+/// The URI of a From/To value (the caller's or called number), without display name or
+/// parameters.
+fn uri_only(value: &str) -> String {
+    match (value.find('<'), value.find('>')) {
+        (Some(open), Some(close)) if open < close => value[open + 1..close].to_owned(),
+        _ => value.split(';').next().unwrap_or(value).trim().to_owned(),
+    }
+}
