@@ -16,8 +16,13 @@ mkdir -p "$work"
 
 step() { printf '\n== %s\n' "$*"; }
 
+# The store and vault suites run on PostgreSQL too (CI's .ci/run sets the same URL).
+export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
+
 step "Debian packages"
-packages=(sox multimon-ng libspandsp-dev asterisk-core-sounds-en-wav asterisk-moh-opsound-wav)
+# postgresql-client: pg_dump, for the vault suite's scan of a database dump for clear PANs.
+packages=(sox multimon-ng libspandsp-dev asterisk-core-sounds-en-wav asterisk-moh-opsound-wav
+  postgresql-client)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

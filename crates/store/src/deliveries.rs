@@ -1,0 +1,227 @@
+//! Claiming and finishing deliveries: the primitive under the downstream sync (webhooks,
+//! CRM, receipts, ledger).
+//!
+//! A worker claims due rows; each claim sets a lease. A worker that dies leaves its rows
+//! `sending` until the lease runs out, then they are due again (at-least-once: receivers
+//! de-duplicate on the event id). On PostgreSQL several workers on several nodes claim at
+//! once with `FOR UPDATE SKIP LOCKED`, each getting different rows without waiting on each
+//! other; on SQLite the claim is one `UPDATE … RETURNING` inside a write transaction, which
+//! SQLite runs alone, so two workers can never claim the same row either.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::Store;
+use crate::backend::{Tx, on_pool};
+use crate::error::StoreError;
+use crate::events::EventType;
+use crate::id::{DeliveryId, EventId, SinkId, TenantId};
+use crate::time::Timestamp;
+
+/// A delivery handed to a worker, with everything needed to send it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ClaimedDelivery {
+    /// The delivery.
+    #[sqlx(try_from = "String")]
+    pub id: DeliveryId,
+    /// Owner.
+    #[sqlx(try_from = "String")]
+    pub tenant_id: TenantId,
+    /// The event (its id is the receivers' dedup key).
+    #[sqlx(try_from = "String")]
+    pub event_id: EventId,
+    /// Where to.
+    #[sqlx(try_from = "String")]
+    pub sink_id: SinkId,
+    /// Attempts including this one.
+    pub attempts: i64,
+    /// The event's type.
+    #[sqlx(try_from = "String")]
+    pub event_type: EventType,
+    /// The event's data.
+    #[sqlx(json)]
+    pub payload: Value,
+    /// When the event was committed.
+    pub event_created_at_ms: i64,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeliveryResult {
+    /// The sink accepted it.
+    Delivered {
+        /// HTTP status or similar.
+        status: Option<i64>,
+    },
+    /// Failed; try again at `next_attempt_at`.
+    Retry {
+        /// When to try again.
+        next_attempt_at: Timestamp,
+        /// What went wrong (no payload data).
+        error: String,
+        /// HTTP status, if any.
+        status: Option<i64>,
+    },
+    /// Failed for good (schedule exhausted): dead-lettered until replayed.
+    Dead {
+        /// What went wrong.
+        error: String,
+        /// HTTP status, if any.
+        status: Option<i64>,
+    },
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeliveryState {
+    /// `pending`, `sending`, `delivered`, `dead`.
+    pub status: String,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// Next attempt (for `pending`).
+    pub next_attempt_at_ms: i64,
+    /// Last error.
+    pub last_error: Option<String>,
+}
+
+impl Store {
+    /// Claims up to `limit` due deliveries (pending and due, or sending with an expired
+    /// lease), leasing them for `lease`.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on failure.
+    pub async fn claim_deliveries(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        let lease_until = now.saturating_add(lease).unix_ms();
+        let mut tx = self.begin().await?;
+        let ids: Vec<String> = match &mut tx {
+            Tx::Postgres(c) => sqlx::query_scalar(
+                "UPDATE deliveries SET status = 'sending', lease_until_ms = $2, attempts = attempts + 1,
+                     updated_at_ms = $1
+                 WHERE id IN (
+                     SELECT id FROM deliveries
+                     WHERE (status = 'pending' AND next_attempt_at_ms <= $1)
+                        OR (status = 'sending' AND lease_until_ms <= $1)
+                     ORDER BY next_attempt_at_ms
+                     LIMIT $3
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING id",
+            )
+            .bind(now.unix_ms())
+            .bind(lease_until)
+            .bind(i64::from(limit))
+            .fetch_all(&mut **c)
+            .await?,
+            Tx::Sqlite(c) => sqlx::query_scalar(
+                "UPDATE deliveries SET status = 'sending', lease_until_ms = $2, attempts = attempts + 1,
+                     updated_at_ms = $1
+                 WHERE id IN (
+                     SELECT id FROM deliveries
+                     WHERE (status = 'pending' AND next_attempt_at_ms <= $1)
+                        OR (status = 'sending' AND lease_until_ms <= $1)
+                     ORDER BY next_attempt_at_ms
+                     LIMIT $3)
+                 RETURNING id",
+            )
+            .bind(now.unix_ms())
+            .bind(lease_until)
+            .bind(i64::from(limit))
+            .fetch_all(&mut **c)
+            .await?,
+        };
+        let mut claimed = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row: ClaimedDelivery = crate::backend::on_tx!(&mut tx, c => sqlx::query_as(
+                "SELECT d.id, d.tenant_id, d.event_id, d.sink_id, d.attempts, o.event_type, o.payload,
+                        o.created_at_ms AS event_created_at_ms
+                 FROM deliveries d JOIN outbox o ON o.id = d.event_id WHERE d.id = $1",
+            )
+            .bind(&id)
+            .fetch_one(&mut **c)
+            .await?);
+            claimed.push(row);
+        }
+        tx.commit().await?;
+        claimed.sort_by_key(|d| d.event_created_at_ms);
+        Ok(claimed)
+    }
+
+    /// Records how an attempt ended. Only the lease holder's answer counts: a worker whose
+    /// lease ran out and whose row was re-claimed gets `false`.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on failure.
+    pub async fn finish_delivery(
+        &self,
+        id: &DeliveryId,
+        attempts: i64,
+        result: &DeliveryResult,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (status, next, error, http) = match result {
+            DeliveryResult::Delivered { status } => ("delivered", None, None, *status),
+            DeliveryResult::Retry { next_attempt_at, error, status } => {
+                ("pending", Some(next_attempt_at.unix_ms()), Some(error.as_str()), *status)
+            }
+            DeliveryResult::Dead { error, status } => ("dead", None, Some(error.as_str()), *status),
+        };
+        let changed = on_pool!(self, p => sqlx::query(
+            "UPDATE deliveries SET status = $3, next_attempt_at_ms = COALESCE($4, next_attempt_at_ms),
+                 last_error = $5, last_status = $6, lease_until_ms = NULL, updated_at_ms = $7
+             WHERE id = $1 AND attempts = $2 AND status = 'sending'",
+        )
+        .bind(id.as_str())
+        .bind(attempts)
+        .bind(status)
+        .bind(next)
+        .bind(error)
+        .bind(http)
+        .bind(now.unix_ms())
+        .execute(p)
+        .await?
+        .rows_affected());
+        Ok(changed == 1)
+    }
+
+    /// Where a delivery stands.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown delivery.
+    pub async fn delivery_state(&self, id: &DeliveryId) -> Result<DeliveryState, StoreError> {
+        let found: Option<DeliveryState> = on_pool!(self, p => sqlx::query_as(
+            "SELECT status, attempts, next_attempt_at_ms, last_error FROM deliveries WHERE id = $1",
+        )
+        .bind(id.as_str())
+        .fetch_optional(p)
+        .await?);
+        found.ok_or(StoreError::NotFound { kind: "delivery" })
+    }
+
+    /// The deliveries of an event, by sink.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on failure.
+    pub async fn deliveries_of(
+        &self,
+        event: &EventId,
+    ) -> Result<Vec<(DeliveryId, SinkId)>, StoreError> {
+        let rows: Vec<(String, String)> = on_pool!(self, p => sqlx::query_as(
+            "SELECT id, sink_id FROM deliveries WHERE event_id = $1 ORDER BY sink_id",
+        )
+        .bind(event.as_str())
+        .fetch_all(p)
+        .await?);
+        rows.into_iter()
+            .map(|(d, s)| match (DeliveryId::try_from(d), SinkId::try_from(s)) {
+                (Ok(d), Ok(s)) => Ok((d, s)),
+                _ => Err(StoreError::Corrupt { what: "delivery id" }),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,321 @@
+//! The transactional outbox, which is also the per-tenant event feed.
+//!
+//! Every state change that anyone downstream cares about writes one outbox row **inside the
+//! transaction of the change** (DESIGN.md §3), plus one delivery row per enabled sink that
+//! subscribes to its type. Nothing here is public for writing: the only way to create an
+//! event is through an operation such as
+//! [`Store::record_payment_result`](crate::Store::record_payment_result), so a result can
+//! never be committed without its events, nor an event without its result.
+//!
+//! `seq` is taken by incrementing the tenant's counter in the same transaction. The counter's
+//! row stays locked until commit, so a second writer gets the next number only after the first
+//! has committed: readers never see seq N+1 before N, and a desktop that resumes from
+//! `since=N` misses nothing.
+
+use serde_json::Value;
+use sqlx::types::Json;
+
+use crate::Store;
+use crate::backend::{Tx, on_pool, on_tx};
+use crate::error::StoreError;
+use crate::id::{DeliveryId, EventId, SinkId, TenantId};
+use crate::time::Timestamp;
+
+/// What happened. The text form (`payment.succeeded`) is what webhooks and the feed carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum EventType {
+    /// A call reached the B2BUA.
+    CallStarted,
+    /// A call ended.
+    CallEnded,
+    /// A payment session was opened on a call.
+    SessionOpened,
+    /// A session ended with a charge or a token.
+    SessionCompleted,
+    /// The agent or caller cancelled a session.
+    SessionCancelled,
+    /// The gateway charged the card.
+    PaymentSucceeded,
+    /// The card was declined (the gateway's answer was final: no charge).
+    PaymentDeclined,
+    /// The payment failed for a reason other than a decline (no charge).
+    PaymentFailed,
+    /// A refund went through.
+    RefundSucceeded,
+    /// A refund was refused.
+    RefundFailed,
+}
+
+impl EventType {
+    /// Every type, for parsing and for sinks that list what they want.
+    pub const ALL: [Self; 10] = [
+        Self::CallStarted,
+        Self::CallEnded,
+        Self::SessionOpened,
+        Self::SessionCompleted,
+        Self::SessionCancelled,
+        Self::PaymentSucceeded,
+        Self::PaymentDeclined,
+        Self::PaymentFailed,
+        Self::RefundSucceeded,
+        Self::RefundFailed,
+    ];
+
+    /// The dotted name.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::CallStarted => "call.started",
+            Self::CallEnded => "call.ended",
+            Self::SessionOpened => "session.opened",
+            Self::SessionCompleted => "session.completed",
+            Self::SessionCancelled => "session.cancelled",
+            Self::PaymentSucceeded => "payment.succeeded",
+            Self::PaymentDeclined => "payment.declined",
+            Self::PaymentFailed => "payment.failed",
+            Self::RefundSucceeded => "refund.succeeded",
+            Self::RefundFailed => "refund.failed",
+        }
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl TryFrom<String> for EventType {
+    type Error = StoreError;
+    fn try_from(name: String) -> Result<Self, Self::Error> {
+        Self::ALL
+            .into_iter()
+            .find(|t| t.as_str() == name)
+            .ok_or(StoreError::Corrupt { what: "event type" })
+    }
+}
+
+/// One outbox row: an event as the feed and every sink see it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct EventRecord {
+    /// Stable id: the `webhook-id` on every delivery attempt, the receivers' dedup key.
+    #[sqlx(try_from = "String")]
+    pub id: EventId,
+    /// Whose event.
+    #[sqlx(try_from = "String")]
+    pub tenant_id: TenantId,
+    /// Position in the tenant's feed, from 1, without gaps.
+    pub seq: i64,
+    /// What happened.
+    #[sqlx(try_from = "String")]
+    pub event_type: EventType,
+    /// The id of the call, session, payment or refund it is about.
+    pub subject_id: String,
+    /// The event's data (no card data beyond brand and last four).
+    #[sqlx(json)]
+    pub payload: Value,
+    /// When it was committed.
+    #[sqlx(rename = "created_at_ms", try_from = "i64")]
+    pub created_at: Timestamp,
+}
+
+macro_rules! event_columns {
+    () => {
+        "id, tenant_id, seq, event_type, subject_id, payload, created_at_ms"
+    };
+}
+
+/// Writes the event and its deliveries inside `tx`. Crate-private on purpose (see the module
+/// docs).
+pub(crate) async fn emit(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    event_type: EventType,
+    subject_id: &str,
+    payload: Value,
+    now: Timestamp,
+) -> Result<EventRecord, StoreError> {
+    let seq: Option<i64> = on_tx!(tx, c => sqlx::query_scalar(
+        "UPDATE tenants SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
+    )
+    .bind(tenant.as_str())
+    .fetch_optional(&mut **c)
+    .await?);
+    let seq = seq.ok_or(StoreError::NotFound { kind: "tenant" })?;
+    let event = EventRecord {
+        id: EventId::generate(now),
+        tenant_id: tenant.clone(),
+        seq,
+        event_type,
+        subject_id: subject_id.to_owned(),
+        payload,
+        created_at: now,
+    };
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload, created_at_ms)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(event.id.as_str())
+    .bind(tenant.as_str())
+    .bind(seq)
+    .bind(event_type.as_str())
+    .bind(subject_id)
+    .bind(Json(&event.payload))
+    .bind(now.unix_ms())
+    .execute(&mut **c)
+    .await?.rows_affected());
+
+    let sinks: Vec<(String, Json<Vec<String>>)> = on_tx!(tx, c => sqlx::query_as(
+        "SELECT id, event_types FROM sinks WHERE tenant_id = $1 AND enabled ORDER BY id",
+    )
+    .bind(tenant.as_str())
+    .fetch_all(&mut **c)
+    .await?);
+    for (sink_id, Json(types)) in sinks {
+        if !types.iter().any(|t| t == "*" || t == event_type.as_str()) {
+            continue;
+        }
+        let delivery = DeliveryId::generate(now);
+        on_tx!(tx, c => sqlx::query(
+            "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
+                                     next_attempt_at_ms, created_at_ms, updated_at_ms)
+             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5)",
+        )
+        .bind(delivery.as_str())
+        .bind(tenant.as_str())
+        .bind(event.id.as_str())
+        .bind(sink_id.as_str())
+        .bind(now.unix_ms())
+        .execute(&mut **c)
+        .await?.rows_affected());
+    }
+    Ok(event)
+}
+
+/// A configured downstream target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewSink {
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// `webhook`, `crm`, `receipt`, `ledger`, …
+    pub kind: String,
+    /// A label for operators.
+    pub name: String,
+    /// Event types it receives; `["*"]` for all.
+    pub event_types: Vec<String>,
+    /// Kind-specific, non-secret settings.
+    pub config: Value,
+}
+
+impl Store {
+    /// Creates the tenant when it does not exist yet (idempotent).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the statement fails.
+    pub async fn ensure_tenant(
+        &self,
+        id: &TenantId,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query(
+            "INSERT INTO tenants (id, name, event_seq, created_at_ms) VALUES ($1, $2, 0, $3)
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(id.as_str())
+        .bind(name)
+        .bind(now.unix_ms())
+        .execute(p)
+        .await?.rows_affected());
+        Ok(())
+    }
+
+    /// The tenant's events with `seq > since`, oldest first, at most `limit`: the feed a
+    /// desktop resumes from.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the query fails.
+    pub async fn events_since(
+        &self,
+        tenant: &TenantId,
+        since: i64,
+        limit: u32,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(concat!(
+            "SELECT ", event_columns!(),
+            " FROM outbox WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3"
+        ))
+        .bind(tenant.as_str())
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await?))
+    }
+
+    /// Events not yet handed to the multi-node event bus, oldest first.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the query fails.
+    pub async fn unpublished_events(&self, limit: u32) -> Result<Vec<EventRecord>, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_as(concat!(
+            "SELECT ", event_columns!(),
+            " FROM outbox WHERE published_at_ms IS NULL ORDER BY created_at_ms, tenant_id, seq LIMIT $1"
+        ))
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await?))
+    }
+
+    /// Marks an event as handed to the event bus.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the statement fails.
+    pub async fn mark_published(&self, event: &EventId, now: Timestamp) -> Result<(), StoreError> {
+        on_pool!(self, p => sqlx::query("UPDATE outbox SET published_at_ms = $2 WHERE id = $1")
+            .bind(event.as_str())
+            .bind(now.unix_ms())
+            .execute(p)
+            .await?.rows_affected());
+        Ok(())
+    }
+
+    /// Adds a sink; every later event of a type it subscribes to gets a delivery row for it.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] when the statement fails.
+    pub async fn add_sink(&self, sink: &NewSink, now: Timestamp) -> Result<SinkId, StoreError> {
+        let id = SinkId::generate(now);
+        on_pool!(self, p => sqlx::query(
+            "INSERT INTO sinks (id, tenant_id, kind, name, event_types, config, enabled, created_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
+        )
+        .bind(id.as_str())
+        .bind(sink.tenant_id.as_str())
+        .bind(&sink.kind)
+        .bind(&sink.name)
+        .bind(Json(&sink.event_types))
+        .bind(Json(&sink.config))
+        .bind(now.unix_ms())
+        .execute(p)
+        .await?.rows_affected());
+        Ok(id)
+    }
+
+    /// Enables or disables a sink (disabled sinks get no new deliveries).
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown sink.
+    pub async fn set_sink_enabled(&self, sink: &SinkId, enabled: bool) -> Result<(), StoreError> {
+        let done = on_pool!(self, p => sqlx::query("UPDATE sinks SET enabled = $2 WHERE id = $1")
+            .bind(sink.as_str())
+            .bind(enabled)
+            .execute(p)
+            .await?
+            .rows_affected());
+        if done == 0 {
+            return Err(StoreError::NotFound { kind: "sink" });
+        }
+        Ok(())
+    }
+}

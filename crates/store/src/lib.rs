@@ -1,0 +1,62 @@
+//! Persistence for ivrpay: SQLite (the embedded default, one file under the data directory,
+//! WAL mode) and PostgreSQL (for several nodes) behind one [`Store`] handle.
+//!
+//! # Design
+//!
+//! - **One interface, two native drivers.** [`Store`] wraps an enum of two sqlx pools; each
+//!   operation is written once and compiled for both (see `backend.rs` for why this beats a
+//!   trait object or sqlx's `Any`). Queries are built at run time, so `cargo build` needs no
+//!   database. Each backend has its own migrations, embedded in the binary and applied by
+//!   [`Store::open`].
+//! - **One transaction per state change** (DESIGN.md §3). A payment result, its outbox event
+//!   and one delivery row per subscribed sink commit together. The outbox cannot be written
+//!   on its own: events are created only inside the operations that change state, and a
+//!   result can only be recorded by consuming the [`PendingPayment`] that
+//!   [`Store::begin_payment`] returned.
+//! - **No double charge.** The attempt is committed before the gateway is called, keyed by the
+//!   tenant's idempotency key, and its id is the gateway's idempotency key: a retry after a
+//!   crash resumes the same attempt (see [`payments`](crate::Store::begin_payment)).
+//! - **The outbox is the feed.** Events carry a per-tenant `seq` without gaps in commit order,
+//!   so a desktop resumes with `since=` ([`Store::events_since`]); deliveries are claimed with
+//!   `FOR UPDATE SKIP LOCKED` on PostgreSQL ([`Store::claim_deliveries`]).
+//! - **No card data.** The vault's rows hold ciphertext, wrapped keys and keyed fingerprints;
+//!   nothing stored is a clear PAN or a CVV, and nothing here does cryptography.
+//! - Typed, prefixed ids (`pay_…`), money as minor units plus ISO 4217 code, times as UTC
+//!   milliseconds passed in by the caller (the store never reads a clock).
+
+mod admin;
+mod backend;
+mod currency;
+mod deliveries;
+mod error;
+mod events;
+mod id;
+mod payments;
+mod refunds;
+mod sessions;
+#[cfg(feature = "testing")]
+pub mod testing;
+mod time;
+mod vault_rows;
+
+pub use admin::{ApiKeyHash, ApiKeyRecord, AuditEntry};
+pub use backend::{BackendKind, SQLITE_FILE_NAME, SqliteDurability, Store, StoreConfig};
+pub use currency::CurrencyCode;
+pub use deliveries::{ClaimedDelivery, DeliveryResult, DeliveryState};
+pub use error::StoreError;
+pub use events::{EventRecord, EventType, NewSink};
+pub use id::{
+    ApiKeyId, CallId, DataKeyId, DeliveryId, EventId, IdError, LedgerEntryId, PaymentId,
+    PaymentRequestId, RefundId, SessionId, SinkId, TenantId, TokenId,
+};
+pub use ivrpay_card::{Currency, IdempotencyKey, Money, TokenType};
+pub use payments::{
+    BegunPayment, CardSummary, NewPayment, OptId, PaymentOutcome, PaymentRecord, PaymentStatus,
+    PendingPayment,
+};
+pub use refunds::{
+    BegunRefund, NewRefund, PendingRefund, RefundOutcome, RefundRecord, RefundStatus,
+};
+pub use sessions::{CallRecord, NewSession, SessionRecord, SessionStatus};
+pub use time::Timestamp;
+pub use vault_rows::{DataKeyRow, KeyPurpose, TokenRow};

@@ -1,0 +1,387 @@
+//! Payment sessions and calls: the rows behind the agent's view.
+//!
+//! Per-digit progress is not stored (it lives in memory and on the live feed); what is stored
+//! is each state change of a session, with its event.
+
+use serde_json::json;
+
+use crate::Store;
+use crate::backend::{Tx, on_pool, on_tx};
+use crate::currency::{CurrencyCode, minor_to_db, money_from_db};
+use crate::error::StoreError;
+use crate::events::{EventType, emit};
+use crate::id::{CallId, PaymentId, SessionId, TenantId, TokenId};
+use crate::payments::OptId;
+use crate::time::Timestamp;
+use ivrpay_card::{IdempotencyKey, Money, TokenType};
+
+/// Where a session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SessionStatus {
+    /// Capturing.
+    Open,
+    /// Charged or tokenized.
+    Completed,
+    /// Cancelled by the agent or the caller.
+    Cancelled,
+}
+
+impl SessionStatus {
+    /// The stored text.
+    #[must_use]
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Open => "open",
+            Self::Completed => "completed",
+            Self::Cancelled => "cancelled",
+        }
+    }
+}
+
+impl TryFrom<String> for SessionStatus {
+    type Error = StoreError;
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        [Self::Open, Self::Completed, Self::Cancelled]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or(StoreError::Corrupt { what: "session status" })
+    }
+}
+
+/// A session to open.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The call it runs on, if any.
+    pub call_id: Option<CallId>,
+    /// Unique per tenant.
+    pub idempotency_key: IdempotencyKey,
+    /// Zero means tokenize only.
+    pub amount: Money,
+    /// Statement text.
+    pub description: Option<String>,
+    /// The merchant's customer reference.
+    pub customer_ref: Option<String>,
+    /// What kind of token a tokenize-only session makes.
+    pub token_type: TokenType,
+}
+
+/// A stored session.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct SessionRecord {
+    /// Id.
+    #[sqlx(try_from = "String")]
+    pub id: SessionId,
+    /// Owner.
+    #[sqlx(try_from = "String")]
+    pub tenant_id: TenantId,
+    /// Call.
+    #[sqlx(try_from = "Option<String>")]
+    pub call_id: OptId<CallId>,
+    /// The caller's idempotency key.
+    pub idempotency_key: String,
+    /// Minor units.
+    pub amount_minor: i64,
+    /// ISO 4217.
+    #[sqlx(try_from = "String")]
+    pub currency: CurrencyCode,
+    /// Statement text.
+    pub description: Option<String>,
+    /// Customer reference.
+    pub customer_ref: Option<String>,
+    /// Token type asked for.
+    pub token_type: String,
+    /// Where it stands.
+    #[sqlx(try_from = "String")]
+    pub status: SessionStatus,
+    /// The token, when the session tokenized.
+    #[sqlx(try_from = "Option<String>")]
+    pub token_id: OptId<TokenId>,
+    /// The payment, when the session charged.
+    #[sqlx(try_from = "Option<String>")]
+    pub payment_id: OptId<PaymentId>,
+    /// Opened.
+    #[sqlx(rename = "created_at_ms", try_from = "i64")]
+    pub created_at: Timestamp,
+    /// Last changed.
+    #[sqlx(rename = "updated_at_ms", try_from = "i64")]
+    pub updated_at: Timestamp,
+}
+
+impl SessionRecord {
+    /// The amount as [`Money`].
+    #[must_use]
+    pub fn amount(&self) -> Money {
+        money_from_db(self.amount_minor, self.currency)
+    }
+}
+
+macro_rules! session_columns {
+    () => {
+        "id, tenant_id, call_id, idempotency_key, amount_minor, currency, description,
+         customer_ref, token_type, status, token_id, payment_id, created_at_ms, updated_at_ms"
+    };
+}
+
+/// A stored call.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, sqlx::FromRow)]
+pub struct CallRecord {
+    /// Id.
+    #[sqlx(try_from = "String")]
+    pub id: CallId,
+    /// Owner.
+    #[sqlx(try_from = "String")]
+    pub tenant_id: TenantId,
+    /// The SIP Call-ID of leg A.
+    pub sip_call_id: String,
+    /// The SIP profile that routed it.
+    pub profile: String,
+    /// Answered.
+    #[sqlx(rename = "started_at_ms", try_from = "i64")]
+    pub started_at: Timestamp,
+    /// Hung up.
+    pub ended_at_ms: Option<i64>,
+    /// Why it ended (`bye`, `cancel`, `timeout`).
+    pub end_reason: Option<String>,
+}
+
+macro_rules! call_columns {
+    () => {
+        "id, tenant_id, sip_call_id, profile, started_at_ms, ended_at_ms, end_reason"
+    };
+}
+
+/// Marks a session completed (with its token or payment) and emits `session.completed`;
+/// a session that is no longer open is left as it is.
+pub(crate) async fn complete_in_tx(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    session: &SessionId,
+    token: Option<&TokenId>,
+    payment: Option<&PaymentId>,
+    now: Timestamp,
+) -> Result<Option<SessionRecord>, StoreError> {
+    let updated: Option<SessionRecord> = on_tx!(tx, c => sqlx::query_as(concat!(
+        "UPDATE payment_sessions SET status = 'completed', token_id = COALESCE($3, token_id),
+             payment_id = COALESCE($4, payment_id), updated_at_ms = $5
+         WHERE tenant_id = $1 AND id = $2 AND status = 'open' RETURNING ", session_columns!()
+    ))
+    .bind(tenant.as_str())
+    .bind(session.as_str())
+    .bind(token.map(TokenId::as_str))
+    .bind(payment.map(PaymentId::as_str))
+    .bind(now.unix_ms())
+    .fetch_optional(&mut **c)
+    .await?);
+    if let Some(record) = &updated {
+        let payload = serde_json::to_value(record).unwrap_or_default();
+        emit(tx, tenant, EventType::SessionCompleted, session.as_str(), payload, now).await?;
+    }
+    Ok(updated)
+}
+
+impl Store {
+    /// Opens a session, or returns the one opened earlier with the same idempotency key.
+    ///
+    /// # Errors
+    /// [`StoreError::IdempotencyConflict`] when the key was used with another amount,
+    /// currency or call.
+    pub async fn open_session(
+        &self,
+        new: &NewSession,
+        now: Timestamp,
+    ) -> Result<SessionRecord, StoreError> {
+        let amount_minor = minor_to_db(new.amount)?;
+        let id = SessionId::generate(now);
+        let mut tx = self.begin().await?;
+        let inserted: Option<SessionRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
+            "INSERT INTO payment_sessions (id, tenant_id, call_id, idempotency_key, amount_minor,
+                 currency, description, customer_ref, token_type, status, created_at_ms, updated_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $10)
+             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING ", session_columns!()
+        ))
+        .bind(id.as_str())
+        .bind(new.tenant_id.as_str())
+        .bind(new.call_id.as_ref().map(CallId::as_str))
+        .bind(new.idempotency_key.as_str())
+        .bind(amount_minor)
+        .bind(new.amount.currency().code())
+        .bind(new.description.as_deref())
+        .bind(new.customer_ref.as_deref())
+        .bind(new.token_type.name())
+        .bind(now.unix_ms())
+        .fetch_optional(&mut **c)
+        .await?);
+        let record = if let Some(record) = inserted {
+            let payload = serde_json::to_value(&record).unwrap_or_default();
+            emit(
+                &mut tx,
+                &new.tenant_id,
+                EventType::SessionOpened,
+                record.id.as_str(),
+                payload,
+                now,
+            )
+            .await?;
+            record
+        } else {
+            let existing: SessionRecord = on_tx!(&mut tx, c => sqlx::query_as(concat!(
+                "SELECT ", session_columns!(), " FROM payment_sessions WHERE tenant_id = $1 AND idempotency_key = $2"
+            ))
+            .bind(new.tenant_id.as_str())
+            .bind(new.idempotency_key.as_str())
+            .fetch_one(&mut **c)
+            .await?);
+            if existing.amount() != new.amount || existing.call_id.as_ref() != new.call_id.as_ref()
+            {
+                return Err(StoreError::IdempotencyConflict { kind: "session" });
+            }
+            existing
+        };
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Completes a tokenize-only session with its token (a charging session completes by
+    /// itself when its payment succeeds).
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidState`] when the session is not open.
+    pub async fn complete_session_with_token(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        token: &TokenId,
+        now: Timestamp,
+    ) -> Result<SessionRecord, StoreError> {
+        let mut tx = self.begin().await?;
+        let done = complete_in_tx(&mut tx, tenant, session, Some(token), None, now).await?;
+        tx.commit().await?;
+        done.ok_or(StoreError::InvalidState { operation: "complete a session that is not open" })
+    }
+
+    /// Cancels an open session and emits `session.cancelled`.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidState`] when the session is not open.
+    pub async fn cancel_session(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        now: Timestamp,
+    ) -> Result<SessionRecord, StoreError> {
+        let mut tx = self.begin().await?;
+        let updated: Option<SessionRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
+            "UPDATE payment_sessions SET status = 'cancelled', updated_at_ms = $3
+             WHERE tenant_id = $1 AND id = $2 AND status = 'open' RETURNING ", session_columns!()
+        ))
+        .bind(tenant.as_str())
+        .bind(session.as_str())
+        .bind(now.unix_ms())
+        .fetch_optional(&mut **c)
+        .await?);
+        let record = updated
+            .ok_or(StoreError::InvalidState { operation: "cancel a session that is not open" })?;
+        let payload = serde_json::to_value(&record).unwrap_or_default();
+        emit(&mut tx, tenant, EventType::SessionCancelled, session.as_str(), payload, now).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// A session by id.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] when the tenant has no such session.
+    pub async fn session(
+        &self,
+        tenant: &TenantId,
+        id: &SessionId,
+    ) -> Result<SessionRecord, StoreError> {
+        let found: Option<SessionRecord> = on_pool!(self, p => sqlx::query_as(concat!(
+            "SELECT ", session_columns!(), " FROM payment_sessions WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .fetch_optional(p)
+        .await?);
+        found.ok_or(StoreError::NotFound { kind: "session" })
+    }
+
+    /// Records a new call and emits `call.started`.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on failure (an unknown tenant included).
+    pub async fn start_call(
+        &self,
+        tenant: &TenantId,
+        sip_call_id: &str,
+        profile: &str,
+        now: Timestamp,
+    ) -> Result<CallRecord, StoreError> {
+        let id = CallId::generate(now);
+        let mut tx = self.begin().await?;
+        let record: CallRecord = on_tx!(&mut tx, c => sqlx::query_as(concat!(
+            "INSERT INTO calls (id, tenant_id, sip_call_id, profile, started_at_ms)
+             VALUES ($1, $2, $3, $4, $5) RETURNING ", call_columns!()
+        ))
+        .bind(id.as_str())
+        .bind(tenant.as_str())
+        .bind(sip_call_id)
+        .bind(profile)
+        .bind(now.unix_ms())
+        .fetch_one(&mut **c)
+        .await?);
+        let payload =
+            json!({ "call_id": record.id, "profile": record.profile, "started_at": now.unix_ms() });
+        emit(&mut tx, tenant, EventType::CallStarted, id.as_str(), payload, now).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// Marks a call ended and emits `call.ended`; ending an ended call changes nothing.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown call.
+    pub async fn end_call(
+        &self,
+        tenant: &TenantId,
+        call: &CallId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<CallRecord, StoreError> {
+        let mut tx = self.begin().await?;
+        let updated: Option<CallRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
+            "UPDATE calls SET ended_at_ms = $3, end_reason = $4
+             WHERE tenant_id = $1 AND id = $2 AND ended_at_ms IS NULL RETURNING ", call_columns!()
+        ))
+        .bind(tenant.as_str())
+        .bind(call.as_str())
+        .bind(now.unix_ms())
+        .bind(reason)
+        .fetch_optional(&mut **c)
+        .await?);
+        let record = match updated {
+            Some(record) => {
+                let payload =
+                    json!({ "call_id": record.id, "reason": reason, "ended_at": now.unix_ms() });
+                emit(&mut tx, tenant, EventType::CallEnded, call.as_str(), payload, now).await?;
+                record
+            }
+            None => {
+                let existing: Option<CallRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
+                    "SELECT ", call_columns!(), " FROM calls WHERE tenant_id = $1 AND id = $2"
+                ))
+                .bind(tenant.as_str())
+                .bind(call.as_str())
+                .fetch_optional(&mut **c)
+                .await?);
+                existing.ok_or(StoreError::NotFound { kind: "call" })?
+            }
+        };
+        tx.commit().await?;
+        Ok(record)
+    }
+}

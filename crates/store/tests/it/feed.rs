@@ -1,0 +1,133 @@
+//! The per-tenant feed: gapless sequence numbers in commit order, calls and sessions.
+
+use ivrpay_store::testing::TestDatabase;
+use ivrpay_store::{
+    EventType, NewSession, PaymentOutcome, SessionStatus, StoreError, TokenId, TokenType,
+};
+
+use crate::support::{at, begin_pending, key, new_payment, store, tenant, usd};
+
+crate::on_both!(concurrent_writers_leave_no_gap, calls_and_sessions_emit_in_order);
+
+async fn concurrent_writers_leave_no_gap(db: &TestDatabase) {
+    let s = store(db);
+    let t = tenant(s, "acme").await;
+    let other = tenant(s, "globex").await;
+    const TASKS: usize = 6;
+    const EACH: usize = 15;
+    let mut jobs = Vec::new();
+    for task in 0..TASKS {
+        let (s, t, other) = (s.clone(), t.clone(), other.clone());
+        jobs.push(tokio::spawn(async move {
+            for i in 0..EACH {
+                let tenant = if i % 3 == 0 { &other } else { &t };
+                let new = new_payment(tenant, &format!("k-{task}-{i}"), usd(100));
+                let pending = begin_pending(&s, &new, at(1)).await;
+                let outcome = PaymentOutcome::Succeeded { gateway_ref: format!("pi_{task}_{i}") };
+                s.record_payment_result(pending, &outcome, at(2)).await.expect("record");
+            }
+        }));
+    }
+    for job in jobs {
+        job.await.expect("writer");
+    }
+    let all = s.events_since(&t, 0, 1000).await.expect("feed");
+    let seqs: Vec<i64> = all.iter().map(|e| e.seq).collect();
+    let expected: Vec<i64> = (1..=i64::try_from(TASKS * EACH * 2 / 3).expect("small")).collect();
+    assert_eq!(seqs, expected, "acme's feed is 1..=N without gaps");
+    let theirs = s.events_since(&other, 0, 1000).await.expect("feed");
+    assert_eq!(theirs.len(), TASKS * EACH / 3);
+    assert_eq!(theirs.first().map(|e| e.seq), Some(1), "each tenant counts from 1");
+
+    // Resuming from any point gives exactly the rest, in pages.
+    let mut since = 17;
+    let mut resumed = Vec::new();
+    loop {
+        let page = s.events_since(&t, since, 7).await.expect("page");
+        let Some(last) = page.last() else { break };
+        since = last.seq;
+        resumed.extend(page.into_iter().map(|e| e.seq));
+    }
+    assert_eq!(resumed, expected[17..].to_vec());
+}
+
+async fn calls_and_sessions_emit_in_order(db: &TestDatabase) {
+    let s = store(db);
+    let t = tenant(s, "acme").await;
+    let call = s.start_call(&t, "a84b4c76e66710@pc33", "default", at(1)).await.expect("call");
+    let new = NewSession {
+        tenant_id: t.clone(),
+        call_id: Some(call.id.clone()),
+        idempotency_key: key("sess-1"),
+        amount: usd(2500),
+        description: Some("invoice 9".to_owned()),
+        customer_ref: Some("cust-42".to_owned()),
+        token_type: TokenType::default(),
+    };
+    let session = s.open_session(&new, at(2)).await.expect("open");
+    assert_eq!(session.status, SessionStatus::Open);
+    assert_eq!(session.amount(), usd(2500));
+    // Opening again with the same key is a replay; with another amount, a conflict.
+    assert_eq!(s.open_session(&new, at(3)).await.expect("replay").id, session.id);
+    let mut changed = new.clone();
+    changed.amount = usd(1);
+    assert!(matches!(
+        s.open_session(&changed, at(3)).await,
+        Err(StoreError::IdempotencyConflict { .. })
+    ));
+
+    // Charging completes the session in the payment's transaction.
+    let mut payment = new_payment(&t, "pay-1", usd(2500));
+    payment.session_id = Some(session.id.clone());
+    payment.call_id = Some(call.id.clone());
+    let pending = begin_pending(s, &payment, at(4)).await;
+    let paid = s
+        .record_payment_result(
+            pending,
+            &PaymentOutcome::Succeeded { gateway_ref: "pi_1".to_owned() },
+            at(5),
+        )
+        .await
+        .expect("record");
+    let done = s.session(&t, &session.id).await.expect("session");
+    assert_eq!(done.status, SessionStatus::Completed);
+    assert_eq!(done.payment_id.as_ref(), Some(&paid.id));
+
+    // A tokenize-only session completes with its token; a cancelled one stays cancelled.
+    let mut tokenize = new.clone();
+    tokenize.idempotency_key = key("sess-2");
+    tokenize.amount = usd(0);
+    let second = s.open_session(&tokenize, at(6)).await.expect("open");
+    let token = TokenId::random();
+    // A cancelled session cannot complete any more.
+    let cancelled = s.cancel_session(&t, &second.id, at(7)).await.expect("cancel");
+    assert_eq!(cancelled.status, SessionStatus::Cancelled);
+    assert!(matches!(
+        s.complete_session_with_token(&t, &second.id, &token, at(8)).await,
+        Err(StoreError::InvalidState { .. })
+    ));
+    assert!(matches!(
+        s.cancel_session(&t, &second.id, at(8)).await,
+        Err(StoreError::InvalidState { .. })
+    ));
+
+    let ended = s.end_call(&t, &call.id, "bye", at(9)).await.expect("end");
+    assert_eq!(ended.ended_at_ms, Some(at(9).unix_ms()));
+    // Ending twice changes nothing and announces nothing.
+    assert_eq!(s.end_call(&t, &call.id, "bye", at(10)).await.expect("end again"), ended);
+
+    let types: Vec<EventType> =
+        s.events_since(&t, 0, 100).await.expect("feed").into_iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        types,
+        vec![
+            EventType::CallStarted,
+            EventType::SessionOpened,
+            EventType::PaymentSucceeded,
+            EventType::SessionCompleted,
+            EventType::SessionOpened,
+            EventType::SessionCancelled,
+            EventType::CallEnded,
+        ]
+    );
+}

@@ -1,0 +1,18 @@
+#![allow(unreachable_pub, reason = "test modules share helpers within one binary")]
+
+//! The store's integration suite: one test binary (STYLE.md rule 15). Every case runs on
+//! both backends: SQLite in a temporary directory and PostgreSQL on a fresh schema of the
+//! `DATABASE_URL` server (the PostgreSQL half fails, saying so, when it is unset).
+//!
+//! - `payments`: result and events in one transaction, idempotent resume, racing results;
+//! - `feed`: per-tenant sequence without gaps under concurrent writers, calls and sessions;
+//! - `refunds`: partial, full, over-refund and racing refunds;
+//! - `deliveries`: claiming, leases, disjoint concurrent claims;
+//! - `admin`: API key hashes, the append-only audit log, the vault's rows, the schema.
+
+mod admin;
+mod deliveries;
+mod feed;
+mod payments;
+mod refunds;
+mod support;

@@ -1,0 +1,228 @@
+//! Payments: the result and its events commit together or not at all.
+
+use ivrpay_store::testing::TestDatabase;
+use ivrpay_store::{
+    BackendKind, BegunPayment, Currency, EventType, Money, PaymentOutcome, PaymentStatus,
+    StoreError, TenantId,
+};
+
+use crate::support::{at, begin_pending, new_payment, sink, store, tenant, usd};
+
+crate::on_both!(
+    result_event_and_deliveries_commit_together,
+    same_key_resumes_then_replays,
+    failed_commit_leaves_the_payment_pending_and_no_event,
+    racing_results_give_one_event,
+    declines_and_failures_are_final,
+);
+
+async fn result_event_and_deliveries_commit_together(db: &TestDatabase) {
+    let s = store(db);
+    let t = tenant(s, "acme").await;
+    let all = sink(s, &t, "webhook", &["*"]).await;
+    let _refunds_only = sink(s, &t, "ledger", &["refund.succeeded"]).await;
+    let payments = sink(s, &t, "crm", &["payment.succeeded", "payment.declined"]).await;
+
+    let pending = begin_pending(s, &new_payment(&t, "order-1", usd(1999)), at(10)).await;
+    assert!(!pending.resumed());
+    assert_eq!(pending.gateway_idempotency_key(), pending.id().as_str());
+    assert_eq!(pending.record().status, PaymentStatus::Pending);
+    // Nothing is announced before the result.
+    assert!(s.events_since(&t, 0, 10).await.expect("feed").is_empty());
+
+    let id = pending.id().clone();
+    let outcome = PaymentOutcome::Succeeded { gateway_ref: "pi_123".to_owned() };
+    let record = s.record_payment_result(pending, &outcome, at(20)).await.expect("record");
+    assert_eq!(record.id, id);
+    assert_eq!(record.status, PaymentStatus::Succeeded);
+    assert_eq!(record.gateway_ref.as_deref(), Some("pi_123"));
+    assert_eq!(record.amount(), usd(1999));
+    assert_eq!(record.updated_at, at(20));
+
+    let events = s.events_since(&t, 0, 10).await.expect("feed");
+    assert_eq!(events.len(), 1);
+    let event = &events[0];
+    assert_eq!((event.seq, event.event_type), (1, EventType::PaymentSucceeded));
+    assert_eq!(event.subject_id, id.as_str());
+    assert_eq!(event.payload["status"], "succeeded");
+    assert_eq!(event.payload["amount_minor"], 1999);
+    assert_eq!(event.payload["currency"], "USD");
+    assert_eq!(event.payload["last4"], "4242");
+
+    let deliveries = s.deliveries_of(&event.id).await.expect("deliveries");
+    let mut sinks: Vec<_> = deliveries.into_iter().map(|(_, sink)| sink).collect();
+    sinks.sort();
+    let mut expected = vec![all, payments];
+    expected.sort();
+    assert_eq!(sinks, expected, "one delivery per subscribed sink, none for the others");
+}
+
+async fn same_key_resumes_then_replays(db: &TestDatabase) {
+    let s = store(db);
+    let t = tenant(s, "acme").await;
+    let other = tenant(s, "globex").await;
+    let new = new_payment(&t, "order-7", usd(500));
+
+    let first = begin_pending(s, &new, at(1)).await;
+    // The process "dies" here: the first handle is lost; a retry resumes the same attempt.
+    let id = first.id().clone();
+    drop(first);
+    let again = begin_pending(s, &new, at(5)).await;
+    assert!(again.resumed());
+    assert_eq!(again.id(), &id);
+    assert_eq!(again.gateway_idempotency_key(), id.as_str());
+
+    s.record_payment_result(
+        again,
+        &PaymentOutcome::Succeeded { gateway_ref: "pi_7".to_owned() },
+        at(6),
+    )
+    .await
+    .expect("record");
+    match s.begin_payment(&new, at(7)).await.expect("begin") {
+        BegunPayment::Finished(record) => {
+            assert_eq!(record.id, id);
+            assert_eq!(record.status, PaymentStatus::Succeeded);
+        }
+        BegunPayment::Pending(_) => panic!("a finished payment must not be attempted again"),
+    }
+
+    // The same key with another amount or currency is the client's error.
+    let mut changed = new.clone();
+    changed.amount = usd(501);
+    assert!(matches!(
+        s.begin_payment(&changed, at(8)).await,
+        Err(StoreError::IdempotencyConflict { kind: "payment" })
+    ));
+    changed.amount = Money::from_minor(500, Currency::EUR);
+    assert!(matches!(
+        s.begin_payment(&changed, at(8)).await,
+        Err(StoreError::IdempotencyConflict { .. })
+    ));
+
+    // Keys are per tenant.
+    let theirs = begin_pending(s, &new_payment(&other, "order-7", usd(500)), at(9)).await;
+    assert_ne!(theirs.id(), &id);
+    assert!(!theirs.resumed());
+    assert_eq!(
+        s.payment_by_key(&t, &new.idempotency_key).await.expect("by key").map(|p| p.id),
+        Some(id)
+    );
+    drop(theirs);
+}
+
+/// Installs a trigger that makes every delivery insert fail, on either dialect.
+async fn break_deliveries(db: &TestDatabase) {
+    match db.kind() {
+        BackendKind::Sqlite => {
+            db.exec(
+                "CREATE TRIGGER break_deliveries BEFORE INSERT ON deliveries
+                 BEGIN SELECT RAISE(ABORT, 'deliveries are broken'); END",
+            )
+            .await
+            .expect("trigger");
+        }
+        _ => {
+            db.exec(
+                "CREATE FUNCTION break_deliveries() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN RAISE EXCEPTION 'deliveries are broken'; END; $$",
+            )
+            .await
+            .expect("function");
+            db.exec(
+                "CREATE TRIGGER break_deliveries BEFORE INSERT ON deliveries
+                 FOR EACH ROW EXECUTE FUNCTION break_deliveries()",
+            )
+            .await
+            .expect("trigger");
+        }
+    }
+}
+
+async fn failed_commit_leaves_the_payment_pending_and_no_event(db: &TestDatabase) {
+    let s = store(db);
+    let t = tenant(s, "acme").await;
+    sink(s, &t, "webhook", &["*"]).await;
+    let new = new_payment(&t, "order-9", usd(700));
+    let pending = begin_pending(s, &new, at(1)).await;
+    let id = pending.id().clone();
+
+    break_deliveries(db).await;
+    let outcome = PaymentOutcome::Succeeded { gateway_ref: "pi_9".to_owned() };
+    let err = s
+        .record_payment_result(pending, &outcome, at(2))
+        .await
+        .expect_err("the delivery insert fails");
+    assert!(err.to_string().contains("deliveries are broken"), "{err}");
+
+    // Neither the result nor the event was kept: the whole transaction rolled back.
+    assert_eq!(s.payment(&t, &id).await.expect("payment").status, PaymentStatus::Pending);
+    assert!(s.events_since(&t, 0, 10).await.expect("feed").is_empty());
+
+    let drop = match db.kind() {
+        BackendKind::Sqlite => "DROP TRIGGER break_deliveries",
+        _ => "DROP TRIGGER break_deliveries ON deliveries",
+    };
+    db.exec(drop).await.expect("drop trigger");
+    // The retry resumes the attempt and records it once, with seq 1 (no gap was burnt).
+    let again = begin_pending(s, &new, at(3)).await;
+    assert!(again.resumed());
+    s.record_payment_result(again, &outcome, at(4)).await.expect("record");
+    let events = s.events_since(&t, 0, 10).await.expect("feed");
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1]);
+    assert_eq!(s.deliveries_of(&events[0].id).await.expect("deliveries").len(), 1);
+}
+
+async fn racing_results_give_one_event(db: &TestDatabase) {
+    let s = store(db);
+    let t = tenant(s, "acme").await;
+    let new = new_payment(&t, "order-race", usd(100));
+    let a = begin_pending(s, &new, at(1)).await;
+    let b = begin_pending(s, &new, at(1)).await;
+    let (s1, s2) = (s.clone(), s.clone());
+    let ok = PaymentOutcome::Succeeded { gateway_ref: "pi_r".to_owned() };
+    let declined = PaymentOutcome::Declined {
+        gateway_ref: None,
+        code: "card_declined".to_owned(),
+        message: None,
+    };
+    let ja = tokio::spawn(async move { s1.record_payment_result(a, &ok, at(2)).await });
+    let jb = tokio::spawn(async move { s2.record_payment_result(b, &declined, at(2)).await });
+    let ra = ja.await.expect("join").expect("record a");
+    let rb = jb.await.expect("join").expect("record b");
+    assert_eq!(ra, rb, "both callers see the result that won");
+    assert_eq!(s.events_since(&t, 0, 10).await.expect("feed").len(), 1);
+}
+
+async fn declines_and_failures_are_final(db: &TestDatabase) {
+    let s = store(db);
+    let t: TenantId = tenant(s, "acme").await;
+    let declined = begin_pending(s, &new_payment(&t, "d", usd(100)), at(1)).await;
+    let outcome = PaymentOutcome::Declined {
+        gateway_ref: Some("pi_d".to_owned()),
+        code: "insufficient_funds".to_owned(),
+        message: Some("Your card has insufficient funds.".to_owned()),
+    };
+    let record = s.record_payment_result(declined, &outcome, at(2)).await.expect("record");
+    assert_eq!(record.status, PaymentStatus::Declined);
+    assert_eq!(record.error_code.as_deref(), Some("insufficient_funds"));
+
+    let failed = begin_pending(s, &new_payment(&t, "f", usd(100)), at(3)).await;
+    let outcome = PaymentOutcome::Failed {
+        gateway_ref: None,
+        code: "invalid_request".to_owned(),
+        message: None,
+    };
+    assert_eq!(
+        s.record_payment_result(failed, &outcome, at(4)).await.expect("record").status,
+        PaymentStatus::Failed
+    );
+
+    let types: Vec<_> =
+        s.events_since(&t, 0, 10).await.expect("feed").into_iter().map(|e| e.event_type).collect();
+    assert_eq!(types, vec![EventType::PaymentDeclined, EventType::PaymentFailed]);
+    assert!(matches!(
+        s.begin_payment(&new_payment(&t, "d", usd(100)), at(5)).await.expect("begin"),
+        BegunPayment::Finished(_)
+    ));
+}
