@@ -2,5 +2,10 @@
 //!
 //! - [`oracle`]: the independent DTMF decoders that leak tests ask whether any digit can be
 //!   recovered from audio: spandsp's `dtmf_rx` and multimon-ng.
+//! - [`Rng`]: a small seeded generator, so every test signal and fault pattern is
+//!   reproducible.
 
 pub mod oracle;
+mod rng;
+
+pub use rng::Rng;
