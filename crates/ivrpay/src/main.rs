@@ -1,6 +1,7 @@
 //! `ivrpay`: the telephony payment service and its offline tools.
 
 mod cli;
+mod serve;
 
 use std::process::ExitCode;
 

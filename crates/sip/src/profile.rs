@@ -11,6 +11,20 @@ use serde::Deserialize;
 
 use crate::sdp::{Codec, CodecPolicy};
 
+/// `sip-profiles/*.toml` at build time (a test checks that they parse).
+const EMBEDDED: &[(&str, &str)] =
+    &[("sip-profiles/default.toml", include_str!("../../../sip-profiles/default.toml"))];
+
+/// Whether `target` is a `sip:` URI ivrpay can send to (its host an IP address: ivrpay
+/// does no DNS).
+pub fn is_routable(target: &str) -> bool {
+    target.starts_with("sip:")
+        && target
+            .parse::<ezk_sip_types::uri::SipUri>()
+            .ok()
+            .is_some_and(|uri| uri.host_port.ip().is_some())
+}
+
 /// A listen address and transport, written `udp:127.0.0.1:5060` or `tcp:…`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Listen {
@@ -264,8 +278,10 @@ impl Profile {
             Mode::Ivr
         } else {
             for target in &file.routing.targets {
-                if !target.starts_with("sip:") {
-                    return Err(invalid(format!("routing target {target:?} is not a sip: URI")));
+                if !is_routable(target) {
+                    return Err(invalid(format!(
+                        "routing target {target:?} is not a sip: URI on an IP address"
+                    )));
                 }
             }
             Mode::Relay { targets: file.routing.targets }
@@ -290,6 +306,18 @@ impl Profile {
             max_calls: file.limits.max_calls.unwrap_or(10_000),
             agent_header: file.headers.agent,
         })
+    }
+
+    /// The profiles shipped in the repository's `sip-profiles/`, built in: `ivrpay serve`
+    /// runs on them when no profile directory is given.
+    pub fn embedded() -> Vec<Profile> {
+        EMBEDDED
+            .iter()
+            .map(|(name, text)| {
+                Profile::from_toml(text, name)
+                    .unwrap_or_else(|e| panic!("embedded profile {name}: {e}"))
+            })
+            .collect()
     }
 
     /// Reads every `*.toml` in a directory, in name order.
@@ -377,6 +405,12 @@ mod tests {
         assert!(p.passes_header("X-Customer") && p.passes_header("user-to-user"));
         assert!(!p.passes_header("X-Secret") && !p.passes_header("Subject"));
         assert_eq!(p.max_calls, 3);
+    }
+
+    #[test]
+    fn the_shipped_profiles_parse() {
+        let profiles = Profile::embedded();
+        assert!(profiles.iter().any(|p| p.name == "default"));
     }
 
     #[test]

@@ -23,10 +23,15 @@ enum Command {
     /// same code as the live media path.
     #[command(subcommand)]
     Dtmf(dtmf::DtmfCommand),
+    /// Run the service: SIP B2BUA, media relay with DTMF masking, HTTP API. With no
+    /// arguments it runs on embedded defaults (SIP on 127.0.0.1:5060, HTTP on 127.0.0.1:8080,
+    /// data in ./ivrpay-data, the built-in sip-profiles/).
+    Serve(crate::serve::ServeArgs),
 }
 
 pub(crate) fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Dtmf(command) => dtmf::run(command),
+        Command::Serve(args) => crate::serve::run(args),
     }
 }

@@ -1,0 +1,116 @@
+//! `ivrpay serve`'s settings: embedded defaults, overridden by flags and `IVRPAY_*`
+//! environment variables.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+use ivrpay_sip::profile::{Listen, Mode, Profile, ProfileError, is_routable};
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// SIP listen address of the default inbound profile (UDP and TCP).
+    #[arg(long, env = "IVRPAY_SIP_LISTEN", value_name = "ADDR:PORT")]
+    sip_listen: Option<SocketAddr>,
+    /// HTTP listen address (health, metrics, API).
+    #[arg(
+        long,
+        env = "IVRPAY_HTTP_LISTEN",
+        value_name = "ADDR:PORT",
+        default_value = "127.0.0.1:8080"
+    )]
+    http_listen: SocketAddr,
+    /// Where ivrpay keeps its data (SQLite database, keys).
+    #[arg(long, env = "IVRPAY_DATA_DIR", value_name = "DIR", default_value = "ivrpay-data")]
+    data_dir: PathBuf,
+    /// A directory of SIP profiles (*.toml); default: the built-in sip-profiles/.
+    #[arg(long, env = "IVRPAY_PROFILES", value_name = "DIR")]
+    profiles: Option<PathBuf>,
+    /// The contact-centre target of the default inbound profile.
+    #[arg(long, env = "IVRPAY_ROUTE_TO", value_name = "SIP-URI")]
+    route_to: Option<String>,
+    /// Local UDP ports for RTP/RTCP pairs.
+    #[arg(long, env = "IVRPAY_RTP_PORTS", value_name = "LOW-HIGH", default_value = "20000-29999")]
+    rtp_ports: String,
+    /// Seconds a graceful shutdown lets calls finish before ending them.
+    #[arg(long, env = "IVRPAY_SHUTDOWN_GRACE", value_name = "SECONDS", default_value_t = 30)]
+    shutdown_grace: u64,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug)]
+pub(crate) struct ServeConfig {
+    pub(crate) profiles: Vec<Profile>,
+    pub(crate) http_listen: SocketAddr,
+    pub(crate) data_dir: PathBuf,
+    pub(crate) rtp_ports: (u16, u16),
+    pub(crate) shutdown_grace: std::time::Duration,
+}
+
+/// A setting that cannot be used.
+#[derive(Debug)]
+pub(crate) enum ConfigError {
+    Profile(ProfileError),
+    RtpPorts(String),
+    RouteTo(String),
+    NoDefaultProfile,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Profile(e) => write!(f, "profile {e}"),
+            ConfigError::RtpPorts(s) => {
+                write!(f, "--rtp-ports {s:?}: expected LOW-HIGH, even LOW, 1024 <= LOW < HIGH")
+            }
+            ConfigError::RouteTo(s) => {
+                write!(f, "--route-to {s:?}: expected a sip: URI on an IP address")
+            }
+            ConfigError::NoDefaultProfile => f.write_str(
+                "--sip-listen and --route-to need a profile named \"default\" to apply to",
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl ServeArgs {
+    pub(crate) fn resolve(self) -> Result<ServeConfig, ConfigError> {
+        let mut profiles = match &self.profiles {
+            Some(dir) => Profile::load_dir(dir).map_err(ConfigError::Profile)?,
+            None => Profile::embedded(),
+        };
+        if self.sip_listen.is_some() || self.route_to.is_some() {
+            let default = profiles
+                .iter_mut()
+                .find(|p| p.name == "default")
+                .ok_or(ConfigError::NoDefaultProfile)?;
+            if let Some(addr) = self.sip_listen {
+                default.listen = vec![Listen { tcp: false, addr }, Listen { tcp: true, addr }];
+            }
+            if let Some(target) = &self.route_to {
+                if !is_routable(target) {
+                    return Err(ConfigError::RouteTo(target.clone()));
+                }
+                default.mode = Mode::Relay { targets: vec![target.clone()] };
+            }
+        }
+        let rtp_ports = parse_ports(&self.rtp_ports)
+            .ok_or_else(|| ConfigError::RtpPorts(self.rtp_ports.clone()))?;
+        Ok(ServeConfig {
+            profiles,
+            http_listen: self.http_listen,
+            data_dir: self.data_dir,
+            rtp_ports,
+            shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace),
+        })
+    }
+}
+
+fn parse_ports(s: &str) -> Option<(u16, u16)> {
+    let (low, high) = s.split_once('-')?;
+    let (low, high) = (low.trim().parse::<u16>().ok()?, high.trim().parse::<u16>().ok()?);
+    (low >= 1024 && low < high && low % 2 == 0).then_some((low, high))
+}

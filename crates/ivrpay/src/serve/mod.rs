@@ -1,0 +1,124 @@
+//! `ivrpay serve`: the SIP B2BUA, the media relay and the HTTP side, in one process.
+
+mod config;
+mod http;
+mod media;
+mod state;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+pub(crate) use config::ServeArgs;
+use ivrpay_media::{EngineConfig, MediaEngine};
+use ivrpay_sip::b2bua::{CallEvent, CoreConfig};
+use ivrpay_sip::transaction::Timers;
+use tokio::sync::mpsc;
+use tracing::{error, info};
+
+use self::media::RelayMedia;
+use self::state::AppState;
+
+pub(crate) fn run(args: ServeArgs) -> ExitCode {
+    init_logging();
+    let config = match args.resolve() {
+        Ok(config) => config,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::from(crate::cli::EXIT_ERROR);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            error!("cannot start the runtime: {e}");
+            return ExitCode::from(crate::cli::EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(crate::cli::EXIT_ERROR)
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("IVRPAY_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Error>> {
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("data directory {}: {e}", config.data_dir.display()))?;
+    let engine = MediaEngine::new(EngineConfig {
+        port_min: config.rtp_ports.0,
+        port_max: config.rtp_ports.1,
+        ..EngineConfig::default()
+    })?;
+    let (digit_tx, mut digits) = mpsc::unbounded_channel();
+    let (event_tx, mut events) = mpsc::unbounded_channel::<CallEvent>();
+    let state = Arc::new(AppState::new(engine.clone()));
+    let core = CoreConfig { profiles: config.profiles, timers: Timers::default(), seed: seed() };
+    let sip = ivrpay_sip::driver::start(
+        core,
+        RelayMedia::new(engine, digit_tx),
+        event_tx,
+        config.shutdown_grace,
+    )
+    .await
+    .map_err(|e| format!("SIP listen: {e}"))?;
+    let http = tokio::net::TcpListener::bind(config.http_listen)
+        .await
+        .map_err(|e| format!("HTTP listen {}: {e}", config.http_listen))?;
+    let http_addr = http.local_addr()?;
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let app = http::router(Arc::clone(&state));
+    let http_task = tokio::spawn(async move {
+        let _ = axum::serve(http, app)
+            .with_graceful_shutdown(async {
+                let _ = http_stopped.await;
+            })
+            .await;
+    });
+    for listen in &sip.listening {
+        info!("SIP listening on {listen}");
+    }
+    info!("HTTP listening on http://{http_addr}");
+    info!("ready");
+    let mut terminate = signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut interrupt = signal(tokio::signal::unix::SignalKind::interrupt())?;
+    loop {
+        tokio::select! {
+            Some(event) = events.recv() => state.on_call_event(event),
+            Some((call, digit)) = digits.recv() => state.on_media_digit(&call, &digit),
+            _ = terminate.recv() => break,
+            _ = interrupt.recv() => break,
+        }
+    }
+    info!("shutting down: no new calls; {} in progress may finish", state.active_calls());
+    let drain = tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            state.on_call_event(event);
+        }
+    });
+    sip.shutdown(config.shutdown_grace).await;
+    let _ = http_stop.send(());
+    let _ = http_task.await;
+    drain.abort();
+    info!("stopped");
+    Ok(())
+}
+
+fn signal(kind: tokio::signal::unix::SignalKind) -> std::io::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(kind)
+}
+
+/// A seed for tags and branches: different in every process.
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(std::process::id());
+    hasher.finish()
+}

@@ -1,0 +1,90 @@
+//! What the running service knows about its calls, shared by the event loop and HTTP.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use ivrpay_media::{DigitEvent, DigitPhase, DigitSource, MediaEngine};
+use ivrpay_sip::b2bua::CallEvent;
+use ivrpay_sip::media::CallId;
+use tracing::info;
+
+/// A call in progress.
+#[derive(Clone, Debug)]
+pub(crate) struct CallInfo {
+    pub(crate) agent: Option<String>,
+    pub(crate) answered: bool,
+}
+
+/// Counters exported on /metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) calls_started: AtomicU64,
+    pub(crate) calls_answered: AtomicU64,
+    pub(crate) calls_ended: AtomicU64,
+    pub(crate) digits_in_band: AtomicU64,
+    pub(crate) digits_rfc4733: AtomicU64,
+    pub(crate) digits_sip_info: AtomicU64,
+}
+
+#[derive(Debug)]
+pub(crate) struct AppState {
+    pub(crate) engine: MediaEngine,
+    calls: Mutex<HashMap<CallId, CallInfo>>,
+    pub(crate) counters: Counters,
+}
+
+impl AppState {
+    pub(crate) fn new(engine: MediaEngine) -> AppState {
+        AppState { engine, calls: Mutex::new(HashMap::new()), counters: Counters::default() }
+    }
+
+    fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, CallInfo>> {
+        // A poisoned lock means a panic while holding it; the map itself is still usable.
+        self.calls.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn active_calls(&self) -> usize {
+        self.calls().len()
+    }
+
+    pub(crate) fn on_call_event(&self, event: CallEvent) {
+        match event {
+            CallEvent::Started { call, profile, agent, .. } => {
+                // Caller and called numbers are personal data: not logged.
+                info!(%call, %profile, "call started");
+                self.counters.calls_started.fetch_add(1, Ordering::Relaxed);
+                self.calls().insert(call, CallInfo { agent, answered: false });
+            }
+            CallEvent::Answered { call, agent } => {
+                info!(%call, "call answered");
+                self.counters.calls_answered.fetch_add(1, Ordering::Relaxed);
+                if let Some(info) = self.calls().get_mut(&call) {
+                    info.answered = true;
+                    info.agent = agent.or(info.agent.take());
+                }
+            }
+            CallEvent::Ended { call, reason } => {
+                info!(%call, ?reason, "call ended");
+                self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
+                self.calls().remove(&call);
+            }
+            CallEvent::Digit { .. } => {
+                // Which key is card data: counted, never logged.
+                self.counters.digits_sip_info.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn on_media_digit(&self, _call: &CallId, digit: &DigitEvent) {
+        if digit.phase != DigitPhase::Began {
+            return;
+        }
+        let counter = match digit.source {
+            DigitSource::InBand => &self.counters.digits_in_band,
+            _ => &self.counters.digits_rfc4733,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
