@@ -35,6 +35,17 @@ if ((${#missing[@]})); then
 fi
 echo "ok: ${packages[*]}"
 
+step "Python packages"
+# localstripe: the fake Stripe the payments suite contract-tests the Stripe connector against.
+python=${IVRPAY_PYTHON:-python3}
+if ! "$python" -c 'import localstripe' >/dev/null 2>&1; then
+  "$python" -m pip install -q localstripe 2>/dev/null ||
+    "$python" -m pip install -q --break-system-packages localstripe
+fi
+"$python" -c 'import localstripe' || { echo "cannot install localstripe for $python" >&2; exit 1; }
+export IVRPAY_PYTHON=$python
+echo "ok: localstripe"
+
 step "Reference DTMF decoders"
 if [ ! -x "$shared/tools/ref-dtmf/build.sh" ]; then
   echo "cannot find $shared/tools/ref-dtmf/build.sh (set IVRPAY_SHARED to the shared directory)" >&2

@@ -264,22 +264,25 @@ impl Session {
     /// Ends the session with the card data, ready for the vault and the gateway: a charge
     /// of the amount, or a tokenization when it is zero. Fails (giving the session back)
     /// while a required field is missing or after a field failed.
-    pub fn complete(self) -> Result<Completed, Incomplete> {
+    pub fn complete(mut self) -> Result<Completed, Incomplete> {
         if let Phase::Failed(f) = self.phase {
             return Err(Incomplete { session: Box::new(self), error: SessionError::Failed(f) });
         }
+        // `required()` always lists a missing card number or expiry, so an empty list means
+        // both are here; matching on them keeps that from being an unchecked assumption.
         let missing = self.required();
-        if !missing.is_empty() {
-            return Err(Incomplete {
-                session: Box::new(self),
-                error: SessionError::Incomplete(missing),
-            });
-        }
-        let Session { config, mut captured, .. } = self;
-        let (Some(pan), Some(expiry)) = (captured.pan.take(), captured.expiry.take()) else {
-            // `required()` is empty, and it always holds the card number and expiry.
-            unreachable!("card number and expiry are always required");
+        let (pan, expiry) = match (self.captured.pan.take(), self.captured.expiry.take()) {
+            (Some(pan), Some(expiry)) if missing.is_empty() => (pan, expiry),
+            (pan, expiry) => {
+                self.captured.pan = pan;
+                self.captured.expiry = expiry;
+                return Err(Incomplete {
+                    session: Box::new(self),
+                    error: SessionError::Incomplete(missing),
+                });
+            }
         };
+        let Session { config, mut captured, .. } = self;
         let operation = if config.amount.is_zero() {
             Operation::Tokenize(config.token_type)
         } else {
