@@ -19,23 +19,8 @@ impl fmt::Display for CallId {
     }
 }
 
-/// Which side of the call.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Leg {
-    /// The customer (the incoming side).
-    Customer,
-    /// The contact centre / agent (the side ivrpay calls).
-    Agent,
-}
-
-impl Leg {
-    pub fn other(self) -> Leg {
-        match self {
-            Leg::Customer => Leg::Agent,
-            Leg::Agent => Leg::Customer,
-        }
-    }
-}
+/// Which side of the call: the relay's own type.
+pub use ivrpay_media::Leg;
 
 /// Per-call media settings from the profile.
 #[derive(Clone, Debug, PartialEq)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 use ivrpay_dtmf::MaskMode;
 use serde::Deserialize;
 
-use crate::sdp::{Codec, CodecPolicy};
+use crate::sdp::{CodecPolicy, codec_from_name};
 
 /// `sip-profiles/*.toml` at build time (a test checks that they parse).
 const EMBEDDED: &[(&str, &str)] =
@@ -261,7 +261,7 @@ impl Profile {
             .codecs
             .iter()
             .map(|c| {
-                Codec::from_name(c).ok_or_else(|| {
+                codec_from_name(c).ok_or_else(|| {
                     invalid(format!("codec {c:?}: only PCMU and PCMA are supported"))
                 })
             })
@@ -391,7 +391,7 @@ mod tests {
         assert!(p.accepts_source("127.9.9.9".parse().expect("ip")));
         assert!(p.accepts_source("10.1.2.3".parse().expect("ip")));
         assert!(!p.accepts_source("10.1.2.4".parse().expect("ip")));
-        assert_eq!(p.codecs.codecs, vec![Codec::Pcma, Codec::Pcmu]);
+        assert_eq!(p.codecs.codecs, vec![crate::sdp::Codec::Pcma, crate::sdp::Codec::Pcmu]);
         assert_eq!(p.mask_mode, MaskMode::Noise);
         assert_eq!(
             p.mode,

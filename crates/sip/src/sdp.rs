@@ -12,38 +12,26 @@ use ezk_sdp_types::{
     TaggedAddress, TransportProtocol,
 };
 
-/// An audio codec the relay can decode (it must, to hear in-band DTMF).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Codec {
-    Pcmu,
-    Pcma,
+/// The audio codecs the relay can decode (it must, to hear in-band DTMF): the relay's own
+/// type, so what the SDP negotiates is what the relay runs.
+pub use ivrpay_media::Codec;
+
+/// The name of a codec in `a=rtpmap` and in profiles.
+pub fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Pcmu => "PCMU",
+        Codec::Pcma => "PCMA",
+    }
 }
 
-impl Codec {
-    /// The static payload type (RFC 3551).
-    pub fn static_payload_type(self) -> u8 {
-        match self {
-            Codec::Pcmu => 0,
-            Codec::Pcma => 8,
-        }
-    }
-
-    /// The name in `a=rtpmap` and in profiles.
-    pub fn name(self) -> &'static str {
-        match self {
-            Codec::Pcmu => "PCMU",
-            Codec::Pcma => "PCMA",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Codec> {
-        if name.eq_ignore_ascii_case("PCMU") {
-            Some(Codec::Pcmu)
-        } else if name.eq_ignore_ascii_case("PCMA") {
-            Some(Codec::Pcma)
-        } else {
-            None
-        }
+/// The codec an `a=rtpmap` or profile name stands for.
+pub fn codec_from_name(name: &str) -> Option<Codec> {
+    if name.eq_ignore_ascii_case("PCMU") {
+        Some(Codec::Pcmu)
+    } else if name.eq_ignore_ascii_case("PCMA") {
+        Some(Codec::Pcma)
+    } else {
+        None
     }
 }
 
@@ -130,7 +118,7 @@ fn ip_of(address: &TaggedAddress) -> Result<IpAddr, SdpError> {
 
 fn payload_codec(media: &MediaDescription, pt: u8) -> Option<Codec> {
     match media.rtpmap.iter().find(|r| r.payload == pt) {
-        Some(map) if map.clock_rate == 8000 => Codec::from_name(map.encoding.as_str()),
+        Some(map) if map.clock_rate == 8000 => codec_from_name(map.encoding.as_str()),
         Some(_) => None,
         None => match pt {
             0 => Some(Codec::Pcmu),

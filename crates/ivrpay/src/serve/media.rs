@@ -2,10 +2,7 @@
 
 use std::collections::HashMap;
 
-use ivrpay_media::{
-    Codec, DigitEvent, Leg as MediaLeg, MediaEngine, MediaEvent, MediaProfile, PayloadTypes,
-    RemoteMedia,
-};
+use ivrpay_media::{DigitEvent, MediaEngine, MediaEvent, MediaProfile, PayloadTypes, RemoteMedia};
 use ivrpay_sip::media::{CallId, Leg, MediaControl, MediaPorts, MediaSettings, MediaUnavailable};
 use ivrpay_sip::sdp::{self, StreamInfo};
 use tokio::sync::mpsc;
@@ -27,13 +24,6 @@ impl RelayMedia {
     }
 }
 
-fn media_leg(leg: Leg) -> MediaLeg {
-    match leg {
-        Leg::Customer => MediaLeg::Customer,
-        Leg::Agent => MediaLeg::Agent,
-    }
-}
-
 /// What the relay needs from a leg's SDP; `None` while the leg sends nowhere (port 0 or a
 /// 0.0.0.0 hold), or when it negotiated nothing the relay can decode.
 fn remote_media(stream: &StreamInfo) -> Option<RemoteMedia> {
@@ -46,10 +36,7 @@ fn remote_media(stream: &StreamInfo) -> Option<RemoteMedia> {
             sdp::Codec::Pcma => pcma = pcma.or(Some(*pt)),
         }
     }
-    let send = match stream.codecs.first()?.1 {
-        sdp::Codec::Pcmu => Codec::Pcmu,
-        sdp::Codec::Pcma => Codec::Pcma,
-    };
+    let send = stream.codecs.first()?.1;
     let payload_types = PayloadTypes { pcmu, pcma, telephone_event: stream.telephone_event, send };
     let ptime_ms =
         stream.ptime.filter(|p| (10..=60).contains(p) && p % 10 == 0).unwrap_or(20) as u16;
@@ -74,8 +61,8 @@ impl MediaControl for RelayMedia {
             .map_err(|e| MediaUnavailable(e.to_string()))?;
         tokio::spawn(media.driver.run());
         let ports = MediaPorts {
-            customer: media.handle.local(MediaLeg::Customer).rtp,
-            agent: Some(media.handle.local(MediaLeg::Agent).rtp),
+            customer: media.handle.local(Leg::Customer).rtp,
+            agent: Some(media.handle.local(Leg::Agent).rtp),
         };
         let (mut events, digits, id) = (media.events, self.digits.clone(), call.clone());
         tokio::spawn(async move {
@@ -96,7 +83,7 @@ impl MediaControl for RelayMedia {
             return;
         };
         // A refusal (an odd ptime, payload types that collide) leaves the previous setting.
-        let _ = handle.set_remote(media_leg(leg), remote);
+        let _ = handle.set_remote(leg, remote);
     }
 
     fn close(&mut self, call: &CallId) {
