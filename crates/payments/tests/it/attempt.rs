@@ -99,3 +99,27 @@ async fn retries_follow_the_policy_on_a_paused_clock() {
     }
     assert_eq!(g.charges_for(&key("d2")), 0);
 }
+
+#[tokio::test]
+async fn requests_attempts_and_answers_print_no_card_data() {
+    let g = Sandbox::new();
+    let a = attempt("e1", "4000056655665556");
+    let k = key("e2");
+    let c = card("4000056655665556");
+    let request = ivrpay_payments::ChargeRequest {
+        idempotency_key: &k,
+        amount: usd(1),
+        card: &c,
+        description: "",
+        customer_reference: None,
+    };
+    let mut shown = format!("{a:?} {a:#?} {request:?}");
+    g.inject(Fault::TimeoutBeforeProcessing);
+    let unanswered = a.submit(&g).await;
+    shown.push_str(&format!("{unanswered:?}"));
+    let Submission::Unanswered { attempt, .. } = unanswered else { panic!("time-out") };
+    shown.push_str(&format!("{:?}", attempt.submit(&g).await));
+    for secret in ["4000056655665556", "123", "94107", "5556"] {
+        assert!(!shown.contains(secret), "{secret} in {shown}");
+    }
+}
