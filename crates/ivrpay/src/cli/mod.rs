@@ -1,6 +1,7 @@
 //! Command-line interface.
 
 mod dtmf;
+mod keys;
 
 use std::process::ExitCode;
 
@@ -27,11 +28,15 @@ enum Command {
     /// arguments it runs on embedded defaults (SIP on 127.0.0.1:5060, HTTP on 127.0.0.1:8080,
     /// data in ./ivrpay-data, the built-in sip-profiles/).
     Serve(crate::serve::ServeArgs),
+    /// Master keys of the card vault: rotate without downtime, retire unused old keys.
+    #[command(subcommand)]
+    Keys(keys::KeysCommand),
 }
 
 pub(crate) fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Dtmf(command) => dtmf::run(command),
         Command::Serve(args) => crate::serve::run(args),
+        Command::Keys(command) => keys::run(command),
     }
 }
