@@ -310,7 +310,12 @@ pub fn tag_param(value: &BytesStr) -> Option<BytesStr> {
 /// The value with its `tag` parameter replaced by (or set to) `tag`.
 pub fn with_tag(value: &str, tag: &str) -> String {
     let (head, params) = match header_params(value) {
-        Some(params) => value.split_at(value.len() - params.len()),
+        // `params` starts after its `;`: leave that separator out of the head, or every
+        // rewrite would add one more (`<sip:a@b>;;tag=x`).
+        Some(params) => {
+            let (head, params) = value.split_at(value.len() - params.len());
+            (head.strip_suffix(';').unwrap_or(head), params)
+        }
         None => (value, ""),
     };
     let mut out = String::with_capacity(value.len() + tag.len() + 5);
@@ -351,4 +356,21 @@ fn params_find(params: &str, name: &str) -> Option<usize> {
         offset += param.len() + 1;
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn with_tag_replaces_or_adds_the_tag_without_doubling_separators() {
+        for (value, expected) in [
+            ("\"C\" <sip:c@h:5061>;tag=old", "\"C\" <sip:c@h:5061>;tag=new"),
+            ("<sip:c@h>", "<sip:c@h>;tag=new"),
+            ("<sip:c@h>;x=1;tag=old;y=2", "<sip:c@h>;x=1;y=2;tag=new"),
+            ("sip:c@h;tag=old", "sip:c@h;tag=new"),
+        ] {
+            assert_eq!(with_tag(value, "new"), expected, "{value}");
+        }
+    }
 }
