@@ -298,11 +298,11 @@ impl Uplink {
         self.end_tracker(cx);
         let mut pos = self.next_pos;
         if let Some(old) = &self.source {
-            let quiet = samples_in(cx.now.saturating_duration_since(old.last_arrival))
-                .saturating_sub(self.last_samples as u64);
-            if quiet > 2 * self.last_samples as u64 {
-                pos += quiet & !7;
-            }
+            // Whole packets' worth of time that passed without audio since the last one.
+            let n = self.last_samples.max(1) as u64;
+            let quiet =
+                samples_in(cx.now.saturating_duration_since(old.last_arrival)).saturating_sub(n);
+            pos += (quiet + n / 2) / n * n;
         }
         self.source = Some(Source {
             ssrc: pkt.ssrc,
