@@ -128,6 +128,27 @@ pub fn parse(buffer: Bytes) -> Result<Message, ParseError> {
     }
 }
 
+/// The readable headers of a request that [`parse`] refused for a bad header line or a body
+/// shorter than its Content-Length, so that it can still be answered 400 (RFC 3261 §18.3
+/// asks for that on a datagram cut short). Lines that cannot be read are left out; `None`
+/// for a response or when there is no request line. Only the error path calls this.
+pub fn salvage_request(buffer: &Bytes) -> Option<Headers> {
+    let mut parser = PullParser::new(buffer, 0);
+    let first = std::str::from_utf8(parser.next()?.ok()?).ok()?;
+    if first.starts_with("SIP/2.0 ") || !looks_like_request_line(first) {
+        return None;
+    }
+    let mut headers = Headers::new();
+    for line in &mut parser {
+        let Ok(line) = line else { break };
+        let Ok(line) = std::str::from_utf8(line) else { continue };
+        if let Ok((_, line)) = Line::parse(buffer, line) {
+            headers.insert(line.name, line.value);
+        }
+    }
+    Some(headers)
+}
+
 /// `METHOD something SIP/2.0`: a request line whose URI we could not parse.
 fn looks_like_request_line(line: &str) -> bool {
     let mut parts = line.split(' ');
@@ -372,5 +393,18 @@ mod tests {
         ] {
             assert_eq!(with_tag(value, "new"), expected, "{value}");
         }
+    }
+
+    #[test]
+    fn salvage_reads_what_it_can_of_a_broken_request() {
+        let broken = Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nnot a header\r\n\
+              Call-ID: x\r\nContent-Length: 10\r\n\r\nabc",
+        );
+        assert!(parse(broken.clone()).is_err());
+        let headers = salvage_request(&broken).expect("a request");
+        assert!(headers.contains(&Name::VIA) && headers.contains(&Name::CALL_ID));
+        assert!(salvage_request(&Bytes::from_static(b"SIP/2.0 200 OK\r\n\r\n")).is_none());
+        assert!(salvage_request(&Bytes::from_static(b"\x01\x02 garbage\r\n\r\n")).is_none());
     }
 }

@@ -234,7 +234,7 @@ impl<M: MediaControl> Core<M> {
 
     /// A datagram (or a framed TCP message) arrived on `local` from `from`.
     pub fn handle_datagram(&mut self, now: Instant, local: SocketAddr, from: Peer, bytes: Bytes) {
-        match message::parse(bytes) {
+        match message::parse(bytes.clone()) {
             Ok(Message::Request(request)) => match request.essentials() {
                 Ok(essentials) if essentials.cseq.method == request.method => {
                     self.tx.handle_request(now, local, from, request, essentials);
@@ -247,6 +247,14 @@ impl<M: MediaControl> Core<M> {
             },
             Err(ParseError::BadRequestUri { headers }) => {
                 self.reject_malformed(local, from, &headers, 416)
+            }
+            // A request with an unreadable header line or a body cut short: 400 if what is
+            // readable says where to send it.
+            Err(ParseError::BadHeaderLine | ParseError::ShortBody { .. }) => {
+                match message::salvage_request(&bytes) {
+                    Some(headers) => self.reject_malformed(local, from, &headers, 400),
+                    None => self.malformed += 1,
+                }
             }
             Err(_) => self.malformed += 1,
         }
