@@ -43,6 +43,12 @@ pub struct SipHandle {
 }
 
 impl SipHandle {
+    /// Stops taking calls (new INVITEs get 503) from the next message the core handles on:
+    /// a caller that logs "shutting down" after this never sees a new call accepted.
+    pub fn stop_taking_calls(&self) {
+        let _ = self.stop.send(true);
+    }
+
     /// Stops taking calls, lets calls in progress finish for up to `grace`, ends the rest,
     /// and returns when done.
     pub async fn shutdown(self, grace: Duration) {
@@ -240,17 +246,19 @@ impl<M: MediaControl> CoreTask<M> {
                 }
             };
             tokio::select! {
-                message = self.inbound.recv() => match message {
-                    Some(message) => self.handle(message),
-                    None => return,
-                },
-                () = sleep => self.core.handle_timeout(now()),
+                // The stop first: no message that arrives after it may start a call.
+                biased;
                 changed = stop.changed(), if stopping_until.is_none() => {
                     if changed.is_err() || *stop.borrow() {
                         self.core.shutdown();
                         stopping_until = Some(now() + grace);
                     }
                 }
+                message = self.inbound.recv() => match message {
+                    Some(message) => self.handle(message),
+                    None => return,
+                },
+                () = sleep => self.core.handle_timeout(now()),
             }
             self.flush().await;
             if let Some(until) = stopping_until {

@@ -97,6 +97,7 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
             _ = interrupt.recv() => break,
         }
     }
+    sip.stop_taking_calls();
     info!("shutting down: no new calls; {} in progress may finish", state.active_calls());
     let drain = tokio::spawn(async move {
         while let Some(event) = events.recv().await {
