@@ -21,8 +21,9 @@ export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
 
 step "Debian packages"
 # postgresql-client: pg_dump, for the vault suite's scan of a database dump for clear PANs.
+# sip-tester: SIPp and its RFC 2833 pcaps, the customer and agent of the ivrpay serve suites.
 packages=(sox multimon-ng libspandsp-dev asterisk-core-sounds-en-wav asterisk-moh-opsound-wav
-  postgresql-client)
+  postgresql-client sip-tester)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

@@ -1,0 +1,25 @@
+#![allow(unreachable_pub, reason = "test modules share helpers within one binary")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "these suites run real processes, bounded by the wall clock"
+)]
+
+//! ivrpay's integration suites: the real binary, as a user runs it (one test binary).
+//!
+//! - `dtmf_cli`: the offline DTMF tools on real files;
+//! - `calls`: `ivrpay serve` between SIPp processes on loopback: 100 calls, BYE from either
+//!   side, CANCEL, a relayed 486, failover after a dead target, hold/resume, a late 180;
+//! - `digits`: in-band and RFC 2833 keys from the customer: the agent's audio gives the
+//!   independent decoders nothing, no telephone-event reaches it, ivrpay counts every key;
+//! - `malformed`: a corpus of broken SIP over UDP and TCP while calls run;
+//! - `shutdown`: SIGTERM lets the call in progress finish and refuses new ones.
+//!
+//! `harness` starts and bounds the processes (SIPp from Debian's `sip-tester`; the scenarios
+//! are `benches/sipp/*.xml`).
+
+mod calls;
+mod digits;
+mod dtmf_cli;
+mod harness;
+mod malformed;
+mod shutdown;
