@@ -12,6 +12,7 @@
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
@@ -20,6 +21,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Postgres, Sqlite, Transaction};
+
+use tokio::sync::{Mutex, OwnedMutexGuard};
 
 use crate::error::StoreError;
 
@@ -85,6 +88,8 @@ impl StoreConfig {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) backend: Backend,
+    /// Serialises SQLite writers in this process (see [`Tx`]).
+    writer: Arc<Mutex<()>>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,8 +109,12 @@ pub enum BackendKind {
 }
 
 /// An open write transaction on either backend. Dropping it without commit rolls back.
+///
+/// On SQLite it also holds the store's writer lock: SQLite admits one writer at a time, and
+/// queueing writers here (fairly, without polling) is far cheaper than letting them collide
+/// on the file lock, where SQLite's busy handler makes the losers sleep for milliseconds.
 pub(crate) enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
+    Sqlite(Transaction<'static, Sqlite>, OwnedMutexGuard<()>),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -114,7 +123,7 @@ pub(crate) enum Tx {
 macro_rules! on_tx {
     ($tx:expr, $c:ident => $body:expr) => {
         match $tx {
-            $crate::backend::Tx::Sqlite($c) => $body,
+            $crate::backend::Tx::Sqlite($c, _) => $body,
             $crate::backend::Tx::Postgres($c) => $body,
         }
     };
@@ -130,12 +139,22 @@ macro_rules! on_pool {
     };
 }
 
-pub(crate) use {on_pool, on_tx};
+/// Runs `$body` in a write transaction of its own (`$c` as in [`on_tx!`]) and commits.
+macro_rules! in_tx {
+    ($store:expr, $c:ident => $body:expr) => {{
+        let mut tx = $store.begin().await?;
+        let out = $crate::backend::on_tx!(&mut tx, $c => $body);
+        tx.commit().await?;
+        out
+    }};
+}
+
+pub(crate) use {in_tx, on_pool, on_tx};
 
 impl Tx {
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self {
-            Self::Sqlite(tx) => tx.commit().await?,
+            Self::Sqlite(tx, _writer) => tx.commit().await?,
             Self::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
@@ -186,7 +205,7 @@ impl Store {
             .pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
-        Ok(Self { backend: Backend::Sqlite(pool) })
+        Ok(Self { backend: Backend::Sqlite(pool), writer: Arc::new(Mutex::new(())) })
     }
 
     async fn open_postgres(
@@ -213,7 +232,7 @@ impl Store {
         let pool =
             PgPoolOptions::new().max_connections(max_connections).connect_with(options).await?;
         POSTGRES_MIGRATIONS.run(&pool).await?;
-        Ok(Self { backend: Backend::Postgres(pool) })
+        Ok(Self { backend: Backend::Postgres(pool), writer: Arc::new(Mutex::new(())) })
     }
 
     /// The engine behind this store.
@@ -229,7 +248,10 @@ impl Store {
     /// IMMEDIATE`), so two writers never deadlock upgrading read locks.
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match &self.backend {
-            Backend::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Sqlite(pool) => {
+                let writer = Arc::clone(&self.writer).lock_owned().await;
+                Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?, writer)
+            }
             Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }

@@ -16,7 +16,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use crate::Store;
-use crate::backend::{Tx, on_pool, on_tx};
+use crate::backend::{Tx, in_tx, on_pool, on_tx};
 use crate::error::StoreError;
 use crate::id::{DeliveryId, EventId, SinkId, TenantId};
 use crate::time::Timestamp;
@@ -172,23 +172,31 @@ pub(crate) async fn emit(
     .bind(tenant.as_str())
     .fetch_all(&mut **c)
     .await?);
-    for (sink_id, Json(types)) in sinks {
-        if !types.iter().any(|t| t == "*" || t == event_type.as_str()) {
-            continue;
-        }
-        let delivery = DeliveryId::generate(now);
-        on_tx!(tx, c => sqlx::query(
-            "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
-                                     next_attempt_at_ms, created_at_ms, updated_at_ms)
-             VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5, $5)",
-        )
-        .bind(delivery.as_str())
-        .bind(tenant.as_str())
-        .bind(event.id.as_str())
-        .bind(sink_id.as_str())
-        .bind(now.unix_ms())
-        .execute(&mut **c)
-        .await?.rows_affected());
+    let targets: Vec<String> = sinks
+        .into_iter()
+        .filter(|(_, Json(types))| types.iter().any(|t| t == "*" || t == event_type.as_str()))
+        .map(|(sink, _)| sink)
+        .collect();
+    if !targets.is_empty() {
+        // One statement for all of them: each statement is a round trip.
+        on_tx!(tx, c => {
+            let mut insert = sqlx::QueryBuilder::new(
+                "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
+                                         next_attempt_at_ms, created_at_ms, updated_at_ms) ",
+            );
+            insert.push_values(&targets, |mut row, sink| {
+                row.push_bind(DeliveryId::generate(now).as_str().to_owned())
+                    .push_bind(tenant.as_str())
+                    .push_bind(event.id.as_str())
+                    .push_bind(sink.as_str())
+                    .push("'pending'")
+                    .push("0")
+                    .push_bind(now.unix_ms())
+                    .push_bind(now.unix_ms())
+                    .push_bind(now.unix_ms());
+            });
+            insert.build().execute(&mut **c).await?.rows_affected()
+        });
     }
     Ok(event)
 }
@@ -219,14 +227,14 @@ impl Store {
         name: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        on_pool!(self, p => sqlx::query(
+        in_tx!(self, c => sqlx::query(
             "INSERT INTO tenants (id, name, event_seq, created_at_ms) VALUES ($1, $2, 0, $3)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(id.as_str())
         .bind(name)
         .bind(now.unix_ms())
-        .execute(p)
+        .execute(&mut **c)
         .await?.rows_affected());
         Ok(())
     }
@@ -272,10 +280,10 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] when the statement fails.
     pub async fn mark_published(&self, event: &EventId, now: Timestamp) -> Result<(), StoreError> {
-        on_pool!(self, p => sqlx::query("UPDATE outbox SET published_at_ms = $2 WHERE id = $1")
+        in_tx!(self, c => sqlx::query("UPDATE outbox SET published_at_ms = $2 WHERE id = $1")
             .bind(event.as_str())
             .bind(now.unix_ms())
-            .execute(p)
+            .execute(&mut **c)
             .await?.rows_affected());
         Ok(())
     }
@@ -286,7 +294,7 @@ impl Store {
     /// [`StoreError::Database`] when the statement fails.
     pub async fn add_sink(&self, sink: &NewSink, now: Timestamp) -> Result<SinkId, StoreError> {
         let id = SinkId::generate(now);
-        on_pool!(self, p => sqlx::query(
+        in_tx!(self, c => sqlx::query(
             "INSERT INTO sinks (id, tenant_id, kind, name, event_types, config, enabled, created_at_ms)
              VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
         )
@@ -297,7 +305,7 @@ impl Store {
         .bind(Json(&sink.event_types))
         .bind(Json(&sink.config))
         .bind(now.unix_ms())
-        .execute(p)
+        .execute(&mut **c)
         .await?.rows_affected());
         Ok(id)
     }
@@ -307,10 +315,10 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown sink.
     pub async fn set_sink_enabled(&self, sink: &SinkId, enabled: bool) -> Result<(), StoreError> {
-        let done = on_pool!(self, p => sqlx::query("UPDATE sinks SET enabled = $2 WHERE id = $1")
+        let done = in_tx!(self, c => sqlx::query("UPDATE sinks SET enabled = $2 WHERE id = $1")
             .bind(sink.as_str())
             .bind(enabled)
-            .execute(p)
+            .execute(&mut **c)
             .await?
             .rows_affected());
         if done == 0 {

@@ -322,13 +322,13 @@ impl Store {
         let amount_minor = minor_to_db(new.amount)?;
         let id = PaymentId::generate(now);
         let mut tx = self.begin().await?;
-        let inserted = on_tx!(&mut tx, c => sqlx::query(
+        let inserted: Option<PaymentRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
             "INSERT INTO payments (id, tenant_id, idempotency_key, session_id, call_id, token_id,
                  amount_minor, currency, description, brand, last4, gateway, status,
                  refunded_minor, created_at_ms, updated_at_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', 0, $13, $13)
-             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING",
-        )
+             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING ", payment_columns!()
+        ))
         .bind(id.as_str())
         .bind(new.tenant_id.as_str())
         .bind(new.idempotency_key.as_str())
@@ -342,24 +342,25 @@ impl Store {
         .bind(new.card.as_ref().map(CardSummary::last4))
         .bind(&new.gateway)
         .bind(now.unix_ms())
-        .execute(&mut **c)
-        .await?
-        .rows_affected());
-        let record: PaymentRecord = on_tx!(&mut tx, c => sqlx::query_as(concat!(
+        .fetch_optional(&mut **c)
+        .await?);
+        let resumed = inserted.is_none();
+        let record: PaymentRecord = match inserted {
+            Some(record) => record,
+            None => on_tx!(&mut tx, c => sqlx::query_as(concat!(
             "SELECT ", payment_columns!(), " FROM payments WHERE tenant_id = $1 AND idempotency_key = $2"
         ))
         .bind(new.tenant_id.as_str())
         .bind(new.idempotency_key.as_str())
         .fetch_one(&mut **c)
-        .await?);
+        .await?),
+        };
         tx.commit().await?;
         if record.amount() != new.amount {
             return Err(StoreError::IdempotencyConflict { kind: "payment" });
         }
         Ok(match record.status {
-            PaymentStatus::Pending => {
-                BegunPayment::Pending(PendingPayment { record, resumed: inserted == 0 })
-            }
+            PaymentStatus::Pending => BegunPayment::Pending(PendingPayment { record, resumed }),
             _ => BegunPayment::Finished(record),
         })
     }

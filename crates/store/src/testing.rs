@@ -63,11 +63,20 @@ impl TestDatabase {
     /// # Errors
     /// [`FixtureError`] when the file cannot be created or migrated.
     pub async fn sqlite() -> Result<Self, FixtureError> {
+        Self::sqlite_with(crate::SqliteDurability::Full).await
+    }
+
+    /// A store on a new SQLite file with the given sync policy.
+    ///
+    /// # Errors
+    /// [`FixtureError`] when the file cannot be created or migrated.
+    pub async fn sqlite_with(durability: crate::SqliteDurability) -> Result<Self, FixtureError> {
         let dir =
             tempfile::tempdir().map_err(|e| FixtureError(format!("temporary directory: {e}")))?;
-        let store = Store::open(&StoreConfig::sqlite_in(dir.path()))
-            .await
-            .map_err(|e| FixtureError(format!("SQLite store: {e}")))?;
+        let config =
+            StoreConfig::Sqlite { path: dir.path().join(crate::SQLITE_FILE_NAME), durability };
+        let store =
+            Store::open(&config).await.map_err(|e| FixtureError(format!("SQLite store: {e}")))?;
         Ok(Self { store, dir: Some(dir), postgres: None })
     }
 

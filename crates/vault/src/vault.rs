@@ -297,12 +297,8 @@ impl Vault {
         now: Timestamp,
     ) -> Result<Token, VaultError> {
         let fingerprint = self.fingerprint(tenant, pan, now).await?;
-        let seen_before = self
-            .store
-            .tokens_by_fingerprint(tenant, fingerprint.as_bytes())
-            .await?
-            .into_iter()
-            .next();
+        let seen_before =
+            self.store.first_token_by_fingerprint(tenant, fingerprint.as_bytes()).await?;
         let (data_key_id, key) = self.active_key(tenant, KeyPurpose::Pan, now).await?;
         let id = TokenId::random();
         let ciphertext =

@@ -74,7 +74,7 @@ CREATE TABLE tokens (
     expires_at_ms  BIGINT,
     used_at_ms     BIGINT
 );
-CREATE INDEX tokens_by_fingerprint ON tokens (tenant_id, fingerprint);
+CREATE INDEX tokens_by_fingerprint ON tokens (tenant_id, fingerprint, created_at_ms);
 
 CREATE TABLE payments (
     id              TEXT PRIMARY KEY,

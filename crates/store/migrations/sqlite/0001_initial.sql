@@ -74,7 +74,7 @@ CREATE TABLE tokens (
     expires_at_ms  INTEGER,
     used_at_ms     INTEGER
 );
-CREATE INDEX tokens_by_fingerprint ON tokens (tenant_id, fingerprint);
+CREATE INDEX tokens_by_fingerprint ON tokens (tenant_id, fingerprint, created_at_ms);
 
 CREATE TABLE payments (
     id              TEXT PRIMARY KEY,
