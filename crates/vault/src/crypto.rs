@@ -94,14 +94,19 @@ pub(crate) fn hmac(key: &[u8], data: &[u8]) -> Result<[u8; 32], VaultError> {
 
 /// Lowercase hex.
 pub(crate) fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+/// Appends lowercase hex to `out` (for key material: `out` is then the only copy made).
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for &b in bytes {
         for nibble in [b >> 4, b & 0x0f] {
             out.push(char::from(DIGITS.get(usize::from(nibble)).copied().unwrap_or(b'0')));
         }
     }
-    out
 }
 
 /// A 32-byte key from 64 hex digits (surrounding whitespace ignored).

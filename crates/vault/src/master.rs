@@ -140,8 +140,10 @@ impl Keyring {
             "# ivrpay master keys, one per line, 64 hex digits. The first is active; the others\n\
              # still unwrap data keys made before the last rotation. Keep this file mode 0600.\n",
         ));
+        // Reserve everything first: a growing string would leave copies of keys behind.
+        out.reserve(self.keys.len() * (crypto::KEY_LEN * 2 + 1));
         for key in &self.keys {
-            out.push_str(&crypto::to_hex(key.key.as_slice()));
+            crypto::push_hex(&mut out, key.key.as_slice());
             out.push('\n');
         }
         out
