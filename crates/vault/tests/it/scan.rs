@@ -27,11 +27,14 @@ fn cards() -> Vec<String> {
     cards
 }
 
+/// Turns a run of ASCII digits into the bytes of one text encoding.
+type Encode = fn(&[u8]) -> Vec<u8>;
+
 /// Every window of `WINDOW` digits of every card that occurs in `bytes`, as ASCII or as
 /// UTF-16 (either byte order). One pass over the bytes per encoding, looking each window up
 /// in the set of the cards' windows.
 fn leaks(bytes: &[u8], cards: &[String]) -> Vec<String> {
-    let encodings: [(&str, fn(&[u8]) -> Vec<u8>); 3] = [
+    let encodings: [(&str, Encode); 3] = [
         ("ASCII", |w| w.to_vec()),
         ("UTF-16LE", |w| w.iter().flat_map(|&b| [b, 0]).collect()),
         ("UTF-16BE", |w| w.iter().flat_map(|&b| [0, b]).collect()),
