@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use sqlx::types::Json;
 
 use crate::Store;
-use crate::backend::{in_tx, on_pool};
+use crate::backend::{on_pool, write_one};
 use crate::error::StoreError;
 use crate::id::{ApiKeyId, TenantId};
 use crate::time::Timestamp;
@@ -90,7 +90,7 @@ impl Store {
         now: Timestamp,
     ) -> Result<ApiKeyId, StoreError> {
         let id = ApiKeyId::generate(now);
-        in_tx!(self, c => sqlx::query(
+        write_one!(self, p => sqlx::query(
             "INSERT INTO api_keys (id, tenant_id, name, secret_hash, scopes, created_at_ms)
              VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -100,7 +100,7 @@ impl Store {
         .bind(hash.as_bytes().as_slice())
         .bind(Json(scopes))
         .bind(now.unix_ms())
-        .execute(&mut **c)
+        .execute(p)
         .await?.rows_affected());
         Ok(id)
     }
@@ -127,12 +127,12 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on failure.
     pub async fn revoke_api_key(&self, id: &ApiKeyId, now: Timestamp) -> Result<bool, StoreError> {
-        let changed = in_tx!(self, c => sqlx::query(
+        let changed = write_one!(self, p => sqlx::query(
             "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL",
         )
         .bind(id.as_str())
         .bind(now.unix_ms())
-        .execute(&mut **c)
+        .execute(p)
         .await?
         .rows_affected());
         Ok(changed == 1)
@@ -152,7 +152,7 @@ impl Store {
         detail: &Value,
         now: Timestamp,
     ) -> Result<i64, StoreError> {
-        Ok(in_tx!(self, c => sqlx::query_scalar(
+        Ok(write_one!(self, p => sqlx::query_scalar(
             "INSERT INTO audit_log (tenant_id, at_ms, actor, action, subject_id, detail)
              VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
         )
@@ -162,7 +162,7 @@ impl Store {
         .bind(action)
         .bind(subject_id)
         .bind(Json(detail))
-        .fetch_one(&mut **c)
+        .fetch_one(p)
         .await?))
     }
 

@@ -139,17 +139,17 @@ macro_rules! on_pool {
     };
 }
 
-/// Runs `$body` in a write transaction of its own (`$c` as in [`on_tx!`]) and commits.
-macro_rules! in_tx {
-    ($store:expr, $c:ident => $body:expr) => {{
-        let mut tx = $store.begin().await?;
-        let out = $crate::backend::on_tx!(&mut tx, $c => $body);
-        tx.commit().await?;
-        out
+/// Runs a single-statement write `$body` (`$p` bound to the pool, as in [`on_pool!`]) that
+/// commits by itself. On SQLite it holds the writer lock meanwhile (see [`Tx`]); a
+/// transaction would cost two more round trips for nothing.
+macro_rules! write_one {
+    ($store:expr, $p:ident => $body:expr) => {{
+        let _writer = $store.write_lock().await;
+        $crate::backend::on_pool!($store, $p => $body)
     }};
 }
 
-pub(crate) use {in_tx, on_pool, on_tx};
+pub(crate) use {on_pool, on_tx, write_one};
 
 impl Tx {
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
@@ -254,6 +254,14 @@ impl Store {
             }
             Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
+    }
+
+    /// The SQLite writer lock, for a write outside a transaction; `None` on PostgreSQL.
+    pub(crate) async fn write_lock(&self) -> Option<OwnedMutexGuard<()>> {
+        match self.backend {
+            Backend::Sqlite(_) => Some(Arc::clone(&self.writer).lock_owned().await),
+            Backend::Postgres(_) => None,
+        }
     }
 
     /// Closes every pooled connection (and, on SQLite, checkpoints the WAL).

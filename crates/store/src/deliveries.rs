@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::Store;
-use crate::backend::{Tx, in_tx, on_pool};
+use crate::backend::{Tx, on_pool, write_one};
 use crate::error::StoreError;
 use crate::events::EventType;
 use crate::id::{DeliveryId, EventId, SinkId, TenantId};
@@ -171,7 +171,7 @@ impl Store {
             }
             DeliveryResult::Dead { error, status } => ("dead", None, Some(error.as_str()), *status),
         };
-        let changed = in_tx!(self, c => sqlx::query(
+        let changed = write_one!(self, p => sqlx::query(
             "UPDATE deliveries SET status = $3, next_attempt_at_ms = COALESCE($4, next_attempt_at_ms),
                  last_error = $5, last_status = $6, lease_until_ms = NULL, updated_at_ms = $7
              WHERE id = $1 AND attempts = $2 AND status = 'sending'",
@@ -183,7 +183,7 @@ impl Store {
         .bind(error)
         .bind(http)
         .bind(now.unix_ms())
-        .execute(&mut **c)
+        .execute(p)
         .await?
         .rows_affected());
         Ok(changed == 1)

@@ -16,9 +16,9 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use crate::Store;
-use crate::backend::{Tx, in_tx, on_pool, on_tx};
+use crate::backend::{Tx, on_pool, on_tx, write_one};
 use crate::error::StoreError;
-use crate::id::{DeliveryId, EventId, SinkId, TenantId};
+use crate::id::{EventId, SinkId, TenantId};
 use crate::time::Timestamp;
 
 /// What happened. The text form (`payment.succeeded`) is what webhooks and the feed carry.
@@ -136,15 +136,83 @@ pub(crate) async fn emit(
     payload: Value,
     now: Timestamp,
 ) -> Result<EventRecord, StoreError> {
-    let seq: Option<i64> = on_tx!(tx, c => sqlx::query_scalar(
-        "UPDATE tenants SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
-    )
-    .bind(tenant.as_str())
-    .fetch_optional(&mut **c)
-    .await?);
+    let id = EventId::generate(now);
+    // Every statement is a round trip (on SQLite, a hop to the connection's thread), and on
+    // PostgreSQL the tenant's row stays locked from the sequence bump to the commit: so the
+    // bump and the outbox row are one statement there, and the deliveries one more.
+    let seq: Option<i64> = match tx {
+        Tx::Postgres(c) => {
+            sqlx::query_scalar(
+                "WITH bumped AS (
+                 UPDATE tenants SET event_seq = event_seq + 1 WHERE id = $2 RETURNING event_seq)
+             INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload, created_at_ms)
+             SELECT $1, $2, bumped.event_seq, $3, $4, $5, $6 FROM bumped
+             RETURNING seq",
+            )
+            .bind(id.as_str())
+            .bind(tenant.as_str())
+            .bind(event_type.as_str())
+            .bind(subject_id)
+            .bind(Json(&payload))
+            .bind(now.unix_ms())
+            .fetch_optional(&mut **c)
+            .await?
+        }
+        Tx::Sqlite(c, _) => {
+            let seq: Option<i64> = sqlx::query_scalar(
+                "UPDATE tenants SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
+            )
+            .bind(tenant.as_str())
+            .fetch_optional(&mut **c)
+            .await?;
+            if let Some(seq) = seq {
+                sqlx::query(
+                    "INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload, created_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(id.as_str())
+                .bind(tenant.as_str())
+                .bind(seq)
+                .bind(event_type.as_str())
+                .bind(subject_id)
+                .bind(Json(&payload))
+                .bind(now.unix_ms())
+                .execute(&mut **c)
+                .await?;
+            }
+            seq
+        }
+    };
     let seq = seq.ok_or(StoreError::NotFound { kind: "tenant" })?;
+    // One delivery per enabled sink that subscribes to this type ("*" or the type itself),
+    // chosen and written in one statement. Delivery ids are random (no time order needed).
+    let sql = match tx {
+        Tx::Postgres(_) => {
+            "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
+                                     next_attempt_at_ms, created_at_ms, updated_at_ms)
+             SELECT 'dlv_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, s.id, 'pending', 0, $4, $4, $4
+             FROM sinks s
+             WHERE s.tenant_id = $1 AND s.enabled AND (s.event_types ? '*' OR s.event_types ? $3)"
+        }
+        Tx::Sqlite(..) => {
+            "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
+                                     next_attempt_at_ms, created_at_ms, updated_at_ms)
+             SELECT 'dlv_' || lower(hex(randomblob(16))), $1, $2, s.id, 'pending', 0, $4, $4, $4
+             FROM sinks s
+             WHERE s.tenant_id = $1 AND s.enabled
+               AND EXISTS (SELECT 1 FROM json_each(s.event_types) j WHERE j.value IN ('*', $3))"
+        }
+    };
+    on_tx!(tx, c => sqlx::query(sql)
+        .bind(tenant.as_str())
+        .bind(id.as_str())
+        .bind(event_type.as_str())
+        .bind(now.unix_ms())
+        .execute(&mut **c)
+        .await?
+        .rows_affected());
     let event = EventRecord {
-        id: EventId::generate(now),
+        id,
         tenant_id: tenant.clone(),
         seq,
         event_type,
@@ -152,52 +220,6 @@ pub(crate) async fn emit(
         payload,
         created_at: now,
     };
-    on_tx!(tx, c => sqlx::query(
-        "INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload, created_at_ms)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(event.id.as_str())
-    .bind(tenant.as_str())
-    .bind(seq)
-    .bind(event_type.as_str())
-    .bind(subject_id)
-    .bind(Json(&event.payload))
-    .bind(now.unix_ms())
-    .execute(&mut **c)
-    .await?.rows_affected());
-
-    let sinks: Vec<(String, Json<Vec<String>>)> = on_tx!(tx, c => sqlx::query_as(
-        "SELECT id, event_types FROM sinks WHERE tenant_id = $1 AND enabled ORDER BY id",
-    )
-    .bind(tenant.as_str())
-    .fetch_all(&mut **c)
-    .await?);
-    let targets: Vec<String> = sinks
-        .into_iter()
-        .filter(|(_, Json(types))| types.iter().any(|t| t == "*" || t == event_type.as_str()))
-        .map(|(sink, _)| sink)
-        .collect();
-    if !targets.is_empty() {
-        // One statement for all of them: each statement is a round trip.
-        on_tx!(tx, c => {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
-                                         next_attempt_at_ms, created_at_ms, updated_at_ms) ",
-            );
-            insert.push_values(&targets, |mut row, sink| {
-                row.push_bind(DeliveryId::generate(now).as_str().to_owned())
-                    .push_bind(tenant.as_str())
-                    .push_bind(event.id.as_str())
-                    .push_bind(sink.as_str())
-                    .push("'pending'")
-                    .push("0")
-                    .push_bind(now.unix_ms())
-                    .push_bind(now.unix_ms())
-                    .push_bind(now.unix_ms());
-            });
-            insert.build().execute(&mut **c).await?.rows_affected()
-        });
-    }
     Ok(event)
 }
 
@@ -227,14 +249,14 @@ impl Store {
         name: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        in_tx!(self, c => sqlx::query(
+        write_one!(self, p => sqlx::query(
             "INSERT INTO tenants (id, name, event_seq, created_at_ms) VALUES ($1, $2, 0, $3)
              ON CONFLICT (id) DO NOTHING",
         )
         .bind(id.as_str())
         .bind(name)
         .bind(now.unix_ms())
-        .execute(&mut **c)
+        .execute(p)
         .await?.rows_affected());
         Ok(())
     }
@@ -280,10 +302,10 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] when the statement fails.
     pub async fn mark_published(&self, event: &EventId, now: Timestamp) -> Result<(), StoreError> {
-        in_tx!(self, c => sqlx::query("UPDATE outbox SET published_at_ms = $2 WHERE id = $1")
+        write_one!(self, p => sqlx::query("UPDATE outbox SET published_at_ms = $2 WHERE id = $1")
             .bind(event.as_str())
             .bind(now.unix_ms())
-            .execute(&mut **c)
+            .execute(p)
             .await?.rows_affected());
         Ok(())
     }
@@ -294,7 +316,7 @@ impl Store {
     /// [`StoreError::Database`] when the statement fails.
     pub async fn add_sink(&self, sink: &NewSink, now: Timestamp) -> Result<SinkId, StoreError> {
         let id = SinkId::generate(now);
-        in_tx!(self, c => sqlx::query(
+        write_one!(self, p => sqlx::query(
             "INSERT INTO sinks (id, tenant_id, kind, name, event_types, config, enabled, created_at_ms)
              VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
         )
@@ -305,7 +327,7 @@ impl Store {
         .bind(Json(&sink.event_types))
         .bind(Json(&sink.config))
         .bind(now.unix_ms())
-        .execute(&mut **c)
+        .execute(p)
         .await?.rows_affected());
         Ok(id)
     }
@@ -315,10 +337,10 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown sink.
     pub async fn set_sink_enabled(&self, sink: &SinkId, enabled: bool) -> Result<(), StoreError> {
-        let done = in_tx!(self, c => sqlx::query("UPDATE sinks SET enabled = $2 WHERE id = $1")
+        let done = write_one!(self, p => sqlx::query("UPDATE sinks SET enabled = $2 WHERE id = $1")
             .bind(sink.as_str())
             .bind(enabled)
-            .execute(&mut **c)
+            .execute(p)
             .await?
             .rows_affected());
         if done == 0 {

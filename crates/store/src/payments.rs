@@ -24,7 +24,7 @@
 use serde_json::Value;
 
 use crate::Store;
-use crate::backend::{on_pool, on_tx};
+use crate::backend::{on_pool, on_tx, write_one};
 use crate::currency::{CurrencyCode, minor_to_db, money_from_db};
 use crate::error::StoreError;
 use crate::events::{EventType, emit};
@@ -321,8 +321,9 @@ impl Store {
     ) -> Result<BegunPayment, StoreError> {
         let amount_minor = minor_to_db(new.amount)?;
         let id = PaymentId::generate(now);
-        let mut tx = self.begin().await?;
-        let inserted: Option<PaymentRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
+        // One statement that commits by itself: the attempt is durable before the gateway
+        // call. A conflict means the key was used before: read what is there.
+        let inserted: Option<PaymentRecord> = write_one!(self, p => sqlx::query_as(concat!(
             "INSERT INTO payments (id, tenant_id, idempotency_key, session_id, call_id, token_id,
                  amount_minor, currency, description, brand, last4, gateway, status,
                  refunded_minor, created_at_ms, updated_at_ms)
@@ -342,20 +343,19 @@ impl Store {
         .bind(new.card.as_ref().map(CardSummary::last4))
         .bind(&new.gateway)
         .bind(now.unix_ms())
-        .fetch_optional(&mut **c)
+        .fetch_optional(p)
         .await?);
         let resumed = inserted.is_none();
         let record: PaymentRecord = match inserted {
             Some(record) => record,
-            None => on_tx!(&mut tx, c => sqlx::query_as(concat!(
+            None => on_pool!(self, p => sqlx::query_as(concat!(
             "SELECT ", payment_columns!(), " FROM payments WHERE tenant_id = $1 AND idempotency_key = $2"
         ))
         .bind(new.tenant_id.as_str())
         .bind(new.idempotency_key.as_str())
-        .fetch_one(&mut **c)
+        .fetch_one(p)
         .await?),
         };
-        tx.commit().await?;
         if record.amount() != new.amount {
             return Err(StoreError::IdempotencyConflict { kind: "payment" });
         }

@@ -5,7 +5,7 @@
 //! cannot turn a token back into a PAN.
 
 use crate::Store;
-use crate::backend::{in_tx, on_pool};
+use crate::backend::{on_pool, write_one};
 use crate::error::StoreError;
 use crate::id::{DataKeyId, TenantId, TokenId};
 use crate::time::Timestamp;
@@ -149,7 +149,7 @@ impl Store {
         &self,
         row: &DataKeyRow,
     ) -> Result<DataKeyRow, StoreError> {
-        in_tx!(self, c => sqlx::query(
+        write_one!(self, p => sqlx::query(
             "INSERT INTO data_keys (id, tenant_id, purpose, master_key_id, wrapped_key, active, created_at_ms)
              VALUES ($1, $2, $3, $4, $5, TRUE, $6)
              ON CONFLICT (tenant_id, purpose) WHERE active DO NOTHING",
@@ -160,7 +160,7 @@ impl Store {
         .bind(&row.master_key_id)
         .bind(&row.wrapped_key)
         .bind(row.created_at.unix_ms())
-        .execute(&mut **c)
+        .execute(p)
         .await?.rows_affected());
         self.active_data_key(&row.tenant_id, row.purpose)
             .await?
@@ -230,7 +230,7 @@ impl Store {
         new_wrapped: &[u8],
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let changed = in_tx!(self, c => sqlx::query(
+        let changed = write_one!(self, p => sqlx::query(
             "UPDATE data_keys SET master_key_id = $3, wrapped_key = $4, rewrapped_at_ms = $5
              WHERE id = $1 AND master_key_id = $2",
         )
@@ -239,7 +239,7 @@ impl Store {
         .bind(new_master)
         .bind(new_wrapped)
         .bind(now.unix_ms())
-        .execute(&mut **c)
+        .execute(p)
         .await?
         .rows_affected());
         Ok(changed == 1)
@@ -262,7 +262,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on failure.
     pub async fn insert_token(&self, row: &TokenRow) -> Result<(), StoreError> {
-        in_tx!(self, c => sqlx::query(
+        write_one!(self, p => sqlx::query(
             "INSERT INTO tokens (id, tenant_id, data_key_id, pan_ciphertext, fingerprint, brand, last4,
                  exp_month, exp_year, token_type, created_at_ms, expires_at_ms, used_at_ms)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)",
@@ -279,7 +279,7 @@ impl Store {
         .bind(&row.token_type)
         .bind(row.created_at.unix_ms())
         .bind(row.expires_at_ms)
-        .execute(&mut **c)
+        .execute(p)
         .await?.rows_affected());
         Ok(())
     }
@@ -353,13 +353,13 @@ impl Store {
         id: &TokenId,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let changed = in_tx!(self, c => sqlx::query(
+        let changed = write_one!(self, p => sqlx::query(
             "UPDATE tokens SET used_at_ms = $3 WHERE tenant_id = $1 AND id = $2 AND used_at_ms IS NULL",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(now.unix_ms())
-        .execute(&mut **c)
+        .execute(p)
         .await?
         .rows_affected());
         Ok(changed == 1)
