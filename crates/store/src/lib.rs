@@ -23,6 +23,23 @@
 //!   nothing stored is a clear PAN or a CVV, and nothing here does cryptography.
 //! - Typed, prefixed ids (`pay_…`), money as minor units plus ISO 4217 code, times as UTC
 //!   milliseconds passed in by the caller (the store never reads a clock).
+//!
+//! # Driving a payment
+//!
+//! ```text
+//! store.ensure_tenant(&tenant, name, now)                      once, at start-up
+//! store.open_session(&NewSession { .. }, now)                  idempotent per key
+//! vault.tokenize(&tenant, &card.pan, card.expiry, ..)          -> Token (tok_…)
+//! match store.begin_payment(&NewPayment { token_id, card: Some(card.masked().into()), .. }, now)
+//!   Finished(record)  -> the key already has its answer: report it, charge nothing
+//!   Pending(pending)  -> gateway.charge(idempotency key = pending.gateway_idempotency_key())
+//!       final answer  -> store.record_payment_result(pending, &outcome, now)
+//!                        (payment row + payment.* event + deliveries + session.completed)
+//!       no answer     -> record nothing; the same key resumes the same attempt later
+//! ```
+//!
+//! A crash anywhere leaves either no attempt (nothing charged) or a pending attempt whose
+//! retry sends the same gateway key, so the gateway replays instead of charging twice.
 
 mod admin;
 mod backend;

@@ -8,7 +8,11 @@ use ivrpay_store::{DeliveryResult, EventType};
 
 use crate::support::{at, sink, store, succeeded_payment, tenant, usd};
 
-crate::on_both!(claim_lease_retry_and_dead_letter, concurrent_claimers_never_share_a_row);
+crate::on_both!(
+    claim_lease_retry_and_dead_letter,
+    concurrent_claimers_never_share_a_row,
+    disabled_sinks_get_nothing_new,
+);
 
 const LEASE: Duration = Duration::from_secs(30);
 
@@ -107,4 +111,32 @@ async fn concurrent_claimers_never_share_a_row(db: &TestDatabase) {
         }
     }
     assert_eq!(total, 40);
+}
+
+async fn disabled_sinks_get_nothing_new(db: &TestDatabase) {
+    let s = store(db);
+    let t = tenant(s, "acme").await;
+    let crm = sink(s, &t, "crm", &["payment.succeeded"]).await;
+    let first = succeeded_payment(s, &t, "p1", usd(100)).await;
+    s.set_sink_enabled(&crm, false).await.expect("disable");
+    succeeded_payment(s, &t, "p2", usd(100)).await;
+    s.set_sink_enabled(&crm, true).await.expect("enable");
+    succeeded_payment(s, &t, "p3", usd(100)).await;
+    let claimed = s.claim_deliveries(at(10), LEASE, 10).await.expect("claim");
+    let mut paid: Vec<(String, String)> = claimed
+        .iter()
+        .map(|d| {
+            let key = d.payload["idempotency_key"].as_str().unwrap_or("").to_owned();
+            let id = d.payload["id"].as_str().unwrap_or("").to_owned();
+            (key, id)
+        })
+        .collect();
+    paid.sort();
+    assert_eq!(paid.len(), 2, "nothing was queued while the sink was disabled");
+    assert_eq!(paid[0], ("p1".to_owned(), first.id.as_str().to_owned()));
+    assert_eq!(paid[1].0, "p3");
+    assert!(matches!(
+        s.set_sink_enabled(&ivrpay_store::SinkId::random(), false).await,
+        Err(ivrpay_store::StoreError::NotFound { .. })
+    ));
 }

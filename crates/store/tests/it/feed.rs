@@ -7,7 +7,11 @@ use ivrpay_store::{
 
 use crate::support::{at, begin_pending, key, new_payment, store, tenant, usd};
 
-crate::on_both!(concurrent_writers_leave_no_gap, calls_and_sessions_emit_in_order);
+crate::on_both!(
+    concurrent_writers_leave_no_gap,
+    calls_and_sessions_emit_in_order,
+    relay_marks_events_published,
+);
 
 async fn concurrent_writers_leave_no_gap(db: &TestDatabase) {
     let s = store(db);
@@ -130,4 +134,26 @@ async fn calls_and_sessions_emit_in_order(db: &TestDatabase) {
             EventType::CallEnded,
         ]
     );
+}
+
+async fn relay_marks_events_published(db: &TestDatabase) {
+    let s = store(db);
+    let t = tenant(s, "acme").await;
+    let other = tenant(s, "globex").await;
+    let call = s.start_call(&t, "c1@pc", "default", at(1)).await.expect("call");
+    s.start_call(&other, "c2@pc", "default", at(2)).await.expect("call");
+    s.end_call(&t, &call.id, "bye", at(3)).await.expect("end");
+    let pending = s.unpublished_events(10).await.expect("unpublished");
+    let types: Vec<EventType> = pending.iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        types,
+        vec![EventType::CallStarted, EventType::CallStarted, EventType::CallEnded],
+        "oldest first"
+    );
+    s.mark_published(&pending[0].id, at(4)).await.expect("mark");
+    s.mark_published(&pending[2].id, at(4)).await.expect("mark");
+    let left = s.unpublished_events(10).await.expect("unpublished");
+    assert_eq!(left.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), vec![pending[1].id.clone()]);
+    // Publishing is the bus relay's business: the feed still has everything.
+    assert_eq!(s.events_since(&t, 0, 10).await.expect("feed").len(), 2);
 }
