@@ -55,10 +55,11 @@ impl MediaControl for RelayMedia {
             latching: settings.latching,
             ..MediaProfile::default()
         };
-        let media = self
-            .engine
-            .create_call(settings.address, profile)
-            .map_err(|e| MediaUnavailable(e.to_string()))?;
+        let media = self.engine.create_call(settings.address, profile).map_err(|e| {
+            // The call gets 503; the reason is for the operator (no call data in it).
+            tracing::warn!("media relay cannot take a call: {e}");
+            MediaUnavailable(e.to_string())
+        })?;
         tokio::spawn(media.driver.run());
         let ports = MediaPorts {
             customer: media.handle.local(Leg::Customer).rtp,
