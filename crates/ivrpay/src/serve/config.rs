@@ -33,6 +33,11 @@ pub(crate) struct ServeArgs {
     /// Local UDP ports for RTP/RTCP pairs.
     #[arg(long, env = "IVRPAY_RTP_PORTS", value_name = "LOW-HIGH", default_value = "20000-29999")]
     rtp_ports: String,
+    /// Seconds a released RTP port pair rests before another call gets it (late packets of
+    /// the old call must not reach the new one). Load tests lower it, as they run rtpengine
+    /// with --delete-delay=0.
+    #[arg(long, env = "IVRPAY_RTP_QUARANTINE", value_name = "SECONDS", default_value_t = 10)]
+    rtp_quarantine: u64,
     /// Seconds a graceful shutdown lets calls finish before ending them.
     #[arg(long, env = "IVRPAY_SHUTDOWN_GRACE", value_name = "SECONDS", default_value_t = 30)]
     shutdown_grace: u64,
@@ -45,6 +50,7 @@ pub(crate) struct ServeConfig {
     pub(crate) http_listen: SocketAddr,
     pub(crate) data_dir: PathBuf,
     pub(crate) rtp_ports: (u16, u16),
+    pub(crate) rtp_quarantine: std::time::Duration,
     pub(crate) shutdown_grace: std::time::Duration,
 }
 
@@ -104,6 +110,7 @@ impl ServeArgs {
             http_listen: self.http_listen,
             data_dir: self.data_dir,
             rtp_ports,
+            rtp_quarantine: std::time::Duration::from_secs(self.rtp_quarantine),
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace),
         })
     }

@@ -55,6 +55,7 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
     let engine = MediaEngine::new(EngineConfig {
         port_min: config.rtp_ports.0,
         port_max: config.rtp_ports.1,
+        quarantine: config.rtp_quarantine,
         ..EngineConfig::default()
     })?;
     let (digit_tx, mut digits) = mpsc::unbounded_channel();
