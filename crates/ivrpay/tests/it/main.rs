@@ -12,7 +12,8 @@
 //! - `digits`: in-band and RFC 2833 keys from the customer: the agent's audio gives the
 //!   independent decoders nothing, no telephone-event reaches it, ivrpay counts every key;
 //! - `malformed`: a corpus of broken SIP over UDP and TCP while calls run;
-//! - `shutdown`: SIGTERM lets the call in progress finish and refuses new ones.
+//! - `shutdown`: SIGTERM lets the call in progress finish and refuses new ones;
+//! - `keys_cli`: `ivrpay keys rotate|retire` on a data directory a vault has used.
 //!
 //! `harness` starts and bounds the processes (SIPp from Debian's `sip-tester`; the scenarios
 //! are `benches/sipp/*.xml`).
@@ -21,5 +22,6 @@ mod calls;
 mod digits;
 mod dtmf_cli;
 mod harness;
+mod keys_cli;
 mod malformed;
 mod shutdown;
