@@ -86,9 +86,33 @@ pub struct DeliveryState {
     pub last_error: Option<String>,
 }
 
+/// The columns of a [`ClaimedDelivery`], from `deliveries d JOIN outbox o`.
+macro_rules! claimed_columns {
+    () => {
+        "d.id, d.tenant_id, d.event_id, d.sink_id, d.attempts, o.event_type, o.payload,
+         o.created_at_ms AS event_created_at_ms"
+    };
+}
+
+/// Due (pending and due, or sending with an expired lease) and not waiting behind an earlier
+/// delivery of the same order key to the same sink that is still pending or sending: one
+/// payment's events reach each sink in order, while other payments' events pass a failing
+/// one. A dead-lettered delivery no longer holds the ones behind it.
+macro_rules! due_in_order {
+    () => {
+        "((d.status = 'pending' AND d.next_attempt_at_ms <= $1)
+           OR (d.status = 'sending' AND d.lease_until_ms <= $1))
+         AND (d.order_key IS NULL OR NOT EXISTS (
+             SELECT 1 FROM deliveries e
+             WHERE e.sink_id = d.sink_id AND e.order_key = d.order_key
+               AND e.event_seq < d.event_seq AND e.status IN ('pending', 'sending')))"
+    };
+}
+
 impl Store {
     /// Claims up to `limit` due deliveries (pending and due, or sending with an expired
-    /// lease), leasing them for `lease`.
+    /// lease, and not waiting behind an earlier event of the same payment for the same sink),
+    /// leasing them for `lease`. Sorted by event time.
     ///
     /// # Errors
     /// [`StoreError::Database`] on failure.
@@ -101,54 +125,66 @@ impl Store {
         let lease_until = now.saturating_add(lease).unix_ms();
         let mut tx = self.begin().await?;
         let ids: Vec<String> = match &mut tx {
-            Tx::Postgres(c) => sqlx::query_scalar(
+            Tx::Postgres(c) => sqlx::query_scalar(concat!(
                 "UPDATE deliveries SET status = 'sending', lease_until_ms = $2, attempts = attempts + 1,
                      updated_at_ms = $1
                  WHERE id IN (
-                     SELECT id FROM deliveries
-                     WHERE (status = 'pending' AND next_attempt_at_ms <= $1)
-                        OR (status = 'sending' AND lease_until_ms <= $1)
-                     ORDER BY next_attempt_at_ms
+                     SELECT d.id FROM deliveries d WHERE ", due_in_order!(), "
+                     ORDER BY d.next_attempt_at_ms
                      LIMIT $3
                      FOR UPDATE SKIP LOCKED)
-                 RETURNING id",
-            )
+                 RETURNING id"
+            ))
             .bind(now.unix_ms())
             .bind(lease_until)
             .bind(i64::from(limit))
             .fetch_all(&mut **c)
             .await?,
-            Tx::Sqlite(c, _) => sqlx::query_scalar(
+            Tx::Sqlite(c, _) => sqlx::query_scalar(concat!(
                 "UPDATE deliveries SET status = 'sending', lease_until_ms = $2, attempts = attempts + 1,
                      updated_at_ms = $1
                  WHERE id IN (
-                     SELECT id FROM deliveries
-                     WHERE (status = 'pending' AND next_attempt_at_ms <= $1)
-                        OR (status = 'sending' AND lease_until_ms <= $1)
-                     ORDER BY next_attempt_at_ms
+                     SELECT d.id FROM deliveries d WHERE ", due_in_order!(), "
+                     ORDER BY d.next_attempt_at_ms
                      LIMIT $3)
-                 RETURNING id",
-            )
+                 RETURNING id"
+            ))
             .bind(now.unix_ms())
             .bind(lease_until)
             .bind(i64::from(limit))
             .fetch_all(&mut **c)
             .await?,
         };
-        let mut claimed = Vec::with_capacity(ids.len());
-        for id in ids {
-            let row: ClaimedDelivery = crate::backend::on_tx!(&mut tx, c => sqlx::query_as(
-                "SELECT d.id, d.tenant_id, d.event_id, d.sink_id, d.attempts, o.event_type, o.payload,
-                        o.created_at_ms AS event_created_at_ms
-                 FROM deliveries d JOIN outbox o ON o.id = d.event_id WHERE d.id = $1",
-            )
-            .bind(&id)
-            .fetch_one(&mut **c)
-            .await?);
-            claimed.push(row);
-        }
+        // One read for the whole batch (ids as a JSON array: one bind on both backends).
+        let ids = serde_json::Value::from(ids);
+        let mut claimed: Vec<ClaimedDelivery> = match &mut tx {
+            Tx::Postgres(c) => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    claimed_columns!(),
+                    " FROM deliveries d JOIN outbox o ON o.id = d.event_id
+                 WHERE d.id IN (SELECT jsonb_array_elements_text($1))"
+                ))
+                .bind(sqlx::types::Json(&ids))
+                .fetch_all(&mut **c)
+                .await?
+            }
+            Tx::Sqlite(c, _) => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    claimed_columns!(),
+                    " FROM deliveries d JOIN outbox o ON o.id = d.event_id
+                 WHERE d.id IN (SELECT value FROM json_each($1))"
+                ))
+                .bind(sqlx::types::Json(&ids))
+                .fetch_all(&mut **c)
+                .await?
+            }
+        };
         tx.commit().await?;
-        claimed.sort_by_key(|d| d.event_created_at_ms);
+        claimed.sort_by(|a, b| {
+            (a.event_created_at_ms, a.id.as_str()).cmp(&(b.event_created_at_ms, b.id.as_str()))
+        });
         Ok(claimed)
     }
 

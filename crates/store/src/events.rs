@@ -45,11 +45,15 @@ pub enum EventType {
     RefundSucceeded,
     /// A refund was refused.
     RefundFailed,
+    /// A delivery to a sink failed several times in a row (the sync's alert). Sinks that
+    /// subscribe to `*` do not get it: only those that name it (an operator's endpoint), so a
+    /// failing sink is not fed alerts about itself.
+    DeliveryFailing,
 }
 
 impl EventType {
     /// Every type, for parsing and for sinks that list what they want.
-    pub const ALL: [Self; 10] = [
+    pub const ALL: [Self; 11] = [
         Self::CallStarted,
         Self::CallEnded,
         Self::SessionOpened,
@@ -60,6 +64,7 @@ impl EventType {
         Self::PaymentFailed,
         Self::RefundSucceeded,
         Self::RefundFailed,
+        Self::DeliveryFailing,
     ];
 
     /// The dotted name.
@@ -76,6 +81,7 @@ impl EventType {
             Self::PaymentFailed => "payment.failed",
             Self::RefundSucceeded => "refund.succeeded",
             Self::RefundFailed => "refund.failed",
+            Self::DeliveryFailing => "delivery.failing",
         }
     }
 }
@@ -118,6 +124,19 @@ pub struct EventRecord {
     /// When it was committed.
     #[sqlx(rename = "created_at_ms", try_from = "i64")]
     pub created_at: Timestamp,
+}
+
+/// The key that orders deliveries: events with the same key reach each sink in `seq` order
+/// (one payment's `payment.*`, `refund.*` and `session.*` events share its id).
+fn order_key<'a>(event_type: EventType, subject_id: &'a str, payload: &'a Value) -> &'a str {
+    let payment = payload.get("payment_id").and_then(Value::as_str);
+    match event_type {
+        EventType::PaymentSucceeded | EventType::PaymentDeclined | EventType::PaymentFailed => {
+            subject_id
+        }
+        EventType::DeliveryFailing => subject_id,
+        _ => payment.unwrap_or(subject_id),
+    }
 }
 
 macro_rules! event_columns {
@@ -184,23 +203,27 @@ pub(crate) async fn emit(
         }
     };
     let seq = seq.ok_or(StoreError::NotFound { kind: "tenant" })?;
-    // One delivery per enabled sink that subscribes to this type ("*" or the type itself),
-    // chosen and written in one statement. Delivery ids are random (no time order needed).
+    // One delivery per enabled sink that subscribes to this type ("*" or the type itself;
+    // `delivery.*` alerts only by name), chosen and written in one statement. Delivery ids are random (no time order needed).
     let sql = match tx {
         Tx::Postgres(_) => {
             "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
-                                     next_attempt_at_ms, created_at_ms, updated_at_ms)
-             SELECT 'dlv_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, s.id, 'pending', 0, $4, $4, $4
+                                     next_attempt_at_ms, created_at_ms, updated_at_ms,
+                                     order_key, event_seq)
+             SELECT 'dlv_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, s.id, 'pending', 0, $4, $4, $4, $5, $6
              FROM sinks s
-             WHERE s.tenant_id = $1 AND s.enabled AND (s.event_types ? '*' OR s.event_types ? $3)"
+             WHERE s.tenant_id = $1 AND s.enabled
+               AND ((s.event_types ? '*' AND $3 NOT LIKE 'delivery.%') OR s.event_types ? $3)"
         }
         Tx::Sqlite(..) => {
             "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
-                                     next_attempt_at_ms, created_at_ms, updated_at_ms)
-             SELECT 'dlv_' || lower(hex(randomblob(16))), $1, $2, s.id, 'pending', 0, $4, $4, $4
+                                     next_attempt_at_ms, created_at_ms, updated_at_ms,
+                                     order_key, event_seq)
+             SELECT 'dlv_' || lower(hex(randomblob(16))), $1, $2, s.id, 'pending', 0, $4, $4, $4, $5, $6
              FROM sinks s
              WHERE s.tenant_id = $1 AND s.enabled
-               AND EXISTS (SELECT 1 FROM json_each(s.event_types) j WHERE j.value IN ('*', $3))"
+               AND EXISTS (SELECT 1 FROM json_each(s.event_types) j
+                           WHERE j.value = $3 OR (j.value = '*' AND $3 NOT LIKE 'delivery.%'))"
         }
     };
     on_tx!(tx, c => sqlx::query(sql)
@@ -208,6 +231,8 @@ pub(crate) async fn emit(
         .bind(id.as_str())
         .bind(event_type.as_str())
         .bind(now.unix_ms())
+        .bind(order_key(event_type, subject_id, &payload))
+        .bind(seq)
         .execute(&mut **c)
         .await?
         .rows_affected());

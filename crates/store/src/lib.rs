@@ -18,7 +18,10 @@
 //!   crash resumes the same attempt (see [`payments`](crate::Store::begin_payment)).
 //! - **The outbox is the feed.** Events carry a per-tenant `seq` without gaps in commit order,
 //!   so a desktop resumes with `since=` ([`Store::events_since`]); deliveries are claimed with
-//!   `FOR UPDATE SKIP LOCKED` on PostgreSQL ([`Store::claim_deliveries`]).
+//!   `FOR UPDATE SKIP LOCKED` on PostgreSQL ([`Store::claim_deliveries`]), one payment's
+//!   events in order per sink; attempts, alerts and replays are in `delivery_log.rs`, the
+//!   journal of the ledger sink in `ledger.rs`, the settlement report's reads in
+//!   `settlement.rs` (all used by `crates/sync`).
 //! - **No card data.** The vault's rows hold ciphertext, wrapped keys and keyed fingerprints;
 //!   nothing stored is a clear PAN or a CVV, and nothing here does cryptography.
 //! - Typed, prefixed ids (`pay_…`), money as minor units plus ISO 4217 code, times as UTC
@@ -45,12 +48,16 @@ mod admin;
 mod backend;
 mod currency;
 mod deliveries;
+mod delivery_log;
 mod error;
 mod events;
 mod id;
+mod ledger;
 mod payments;
 mod refunds;
 mod sessions;
+mod settlement;
+mod sink_rows;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod time;
@@ -60,6 +67,7 @@ pub use admin::{ApiKeyHash, ApiKeyRecord, AuditEntry};
 pub use backend::{BackendKind, SQLITE_FILE_NAME, SqliteDurability, Store, StoreConfig};
 pub use currency::CurrencyCode;
 pub use deliveries::{ClaimedDelivery, DeliveryResult, DeliveryState};
+pub use delivery_log::{AttemptRecord, DeliveryFilter, DeliveryRecord, FinishedAttempt};
 pub use error::StoreError;
 pub use events::{EventRecord, EventType, NewSink};
 pub use id::{
@@ -67,6 +75,7 @@ pub use id::{
     PaymentRequestId, RefundId, SessionId, SinkId, TenantId, TokenId,
 };
 pub use ivrpay_card::{Currency, IdempotencyKey, Money, TokenType};
+pub use ledger::{LedgerLine, NewLedgerEntry, NewLedgerLine};
 pub use payments::{
     BegunPayment, CardSummary, NewPayment, OptId, PaymentOutcome, PaymentRecord, PaymentStatus,
     PendingPayment,
@@ -75,5 +84,7 @@ pub use refunds::{
     BegunRefund, NewRefund, PendingRefund, RefundOutcome, RefundRecord, RefundStatus,
 };
 pub use sessions::{CallRecord, NewSession, SessionRecord, SessionStatus};
+pub use settlement::{SettledPayment, SettledRefund};
+pub use sink_rows::{NewWebhookEndpoint, SinkRecord, WebhookEndpointRecord, WebhookSecretRow};
 pub use time::Timestamp;
 pub use vault_rows::{DataKeyRow, KeyPurpose, TokenRow};

@@ -8,6 +8,7 @@
 //! - `feed`: per-tenant sequence without gaps under concurrent writers, calls and sessions;
 //! - `refunds`: partial, full, over-refund and racing refunds;
 //! - `deliveries`: claiming, leases, disjoint concurrent claims;
+//! - `sync_rows`: per-payment order, attempts and alerts, replay, webhook secrets, journal;
 //! - `admin`: API key hashes, the append-only audit log, the vault's rows, the schema.
 
 mod admin;
@@ -16,3 +17,4 @@ mod feed;
 mod payments;
 mod refunds;
 mod support;
+mod sync_rows;
