@@ -763,7 +763,8 @@ pub fn check_agent(line: &Line, out: &Outcome, expect: Expect, label: &str) -> H
     }
     let talk_off = decode(&reference);
     println!(
-        "{label}: {} keys ({} as telephone-event packets): agent leg decoded by spandsp {:?} / \
+        "relay leak, {label}: {} keys ({} as telephone-event packets): agent leg decoded by \
+         spandsp {:?} / \
          spandsp relaxed {:?} / multimon-ng {:?} (the speech alone: {:?}); {compared} of \
          {total} unmasked samples bit-exact; unmasked tone at most {:.2} ms per key; {} \
          packets, {} masked",
