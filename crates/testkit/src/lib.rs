@@ -4,7 +4,10 @@
 //!   recovered from audio: spandsp's `dtmf_rx` and multimon-ng.
 //! - [`Rng`]: a small seeded generator, so every test signal and fault pattern is
 //!   reproducible.
+//! - [`alloc::Counting`]: a global allocator that counts each thread's allocations, for tests
+//!   that the hot paths do not allocate.
 
+pub mod alloc;
 pub mod oracle;
 mod rng;
 

@@ -8,8 +8,13 @@
 //! - `robustness`: loss, reordering, duplicates, packet times, SSRC changes, silence
 //!   suppression, payload-type changes, malformed datagrams;
 //! - `legs`: latching, RTCP, the agent → customer direction, prompts and hold;
-//! - `engine`: ports, quarantine, exhaustion, closing.
+//! - `engine`: ports, quarantine, exhaustion, closing;
+//! - `alloc`: the packet path does not allocate (a counting allocator watches it).
 
+#[global_allocator]
+static ALLOCATOR: ivrpay_testkit::alloc::Counting = ivrpay_testkit::alloc::Counting;
+
+mod alloc;
 mod engine;
 mod legs;
 mod masking;
