@@ -22,25 +22,42 @@ use crate::id::{EventId, SinkId, TenantId};
 use crate::time::Timestamp;
 
 /// What happened. The text form (`payment.succeeded`) is what webhooks and the feed carry.
+///
+/// Most types are written by the operation that changes the state they report (a payment
+/// result, a refund, a call's start and end). The feed-only types (`call.answered`,
+/// `capture.*`, `payment.processing`) report progress that changes no stored row; they are
+/// written with [`Store::record_events`], which refuses every other type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EventType {
     /// A call reached the B2BUA.
     CallStarted,
+    /// The agent answered.
+    CallAnswered,
     /// A call ended.
     CallEnded,
     /// A payment session was opened on a call.
-    SessionOpened,
-    /// A session ended with a charge or a token.
-    SessionCompleted,
-    /// The agent or caller cancelled a session.
-    SessionCancelled,
+    PaymentCreated,
+    /// The capture of a field began (first time or asked again).
+    CaptureStarted,
+    /// A key was pressed in a field (masked value only).
+    CaptureProgress,
+    /// A field was captured and is valid.
+    CaptureFieldCompleted,
+    /// A field failed validation (with the error type).
+    CaptureFieldInvalid,
+    /// The card is with the gateway.
+    PaymentProcessing,
     /// The gateway charged the card.
     PaymentSucceeded,
     /// The card was declined (the gateway's answer was final: no charge).
     PaymentDeclined,
     /// The payment failed for a reason other than a decline (no charge).
     PaymentFailed,
+    /// The agent or caller cancelled the session.
+    PaymentCancelled,
+    /// A zero-amount session ended with a token.
+    PaymentTokenized,
     /// A refund went through.
     RefundSucceeded,
     /// A refund was refused.
@@ -53,15 +70,21 @@ pub enum EventType {
 
 impl EventType {
     /// Every type, for parsing and for sinks that list what they want.
-    pub const ALL: [Self; 11] = [
+    pub const ALL: [Self; 17] = [
         Self::CallStarted,
+        Self::CallAnswered,
         Self::CallEnded,
-        Self::SessionOpened,
-        Self::SessionCompleted,
-        Self::SessionCancelled,
+        Self::PaymentCreated,
+        Self::CaptureStarted,
+        Self::CaptureProgress,
+        Self::CaptureFieldCompleted,
+        Self::CaptureFieldInvalid,
+        Self::PaymentProcessing,
         Self::PaymentSucceeded,
         Self::PaymentDeclined,
         Self::PaymentFailed,
+        Self::PaymentCancelled,
+        Self::PaymentTokenized,
         Self::RefundSucceeded,
         Self::RefundFailed,
         Self::DeliveryFailing,
@@ -72,17 +95,38 @@ impl EventType {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::CallStarted => "call.started",
+            Self::CallAnswered => "call.answered",
             Self::CallEnded => "call.ended",
-            Self::SessionOpened => "session.opened",
-            Self::SessionCompleted => "session.completed",
-            Self::SessionCancelled => "session.cancelled",
+            Self::PaymentCreated => "payment.created",
+            Self::CaptureStarted => "capture.started",
+            Self::CaptureProgress => "capture.progress",
+            Self::CaptureFieldCompleted => "capture.field_completed",
+            Self::CaptureFieldInvalid => "capture.field_invalid",
+            Self::PaymentProcessing => "payment.processing",
             Self::PaymentSucceeded => "payment.succeeded",
             Self::PaymentDeclined => "payment.declined",
             Self::PaymentFailed => "payment.failed",
+            Self::PaymentCancelled => "payment.cancelled",
+            Self::PaymentTokenized => "payment.tokenized",
             Self::RefundSucceeded => "refund.succeeded",
             Self::RefundFailed => "refund.failed",
             Self::DeliveryFailing => "delivery.failing",
         }
+    }
+
+    /// Whether the type reports progress without a state change of its own (written with
+    /// [`Store::record_events`]).
+    #[must_use]
+    pub const fn is_feed_only(self) -> bool {
+        matches!(
+            self,
+            Self::CallAnswered
+                | Self::CaptureStarted
+                | Self::CaptureProgress
+                | Self::CaptureFieldCompleted
+                | Self::CaptureFieldInvalid
+                | Self::PaymentProcessing
+        )
     }
 }
 
@@ -246,6 +290,58 @@ pub(crate) async fn emit(
         created_at: now,
     };
     Ok(event)
+}
+
+/// A feed-only event to record (see [`EventType::is_feed_only`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FeedEvent {
+    /// What happened.
+    pub event_type: EventType,
+    /// The call or session it is about.
+    pub subject_id: String,
+    /// Its data (no card data beyond brand and last four).
+    pub payload: Value,
+}
+
+impl Store {
+    /// Appends feed-only events (progress that changes no stored row) to the tenant's feed
+    /// and outbox, in order, in one transaction.
+    ///
+    /// # Errors
+    /// [`StoreError::InvalidState`] when an event's type is not feed-only (state changes
+    /// write their own events); [`StoreError::Database`] on failure (nothing is written).
+    pub async fn record_events(
+        &self,
+        tenant: &TenantId,
+        events: &[FeedEvent],
+        now: Timestamp,
+    ) -> Result<Vec<EventRecord>, StoreError> {
+        if events.iter().any(|e| !e.event_type.is_feed_only()) {
+            return Err(StoreError::InvalidState {
+                operation: "record a state-change event on its own",
+            });
+        }
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin().await?;
+        let mut written = Vec::with_capacity(events.len());
+        for event in events {
+            written.push(
+                emit(
+                    &mut tx,
+                    tenant,
+                    event.event_type,
+                    &event.subject_id,
+                    event.payload.clone(),
+                    now,
+                )
+                .await?,
+            );
+        }
+        tx.commit().await?;
+        Ok(written)
+    }
 }
 
 /// A configured downstream target.

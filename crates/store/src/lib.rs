@@ -37,7 +37,7 @@
 //!   Finished(record)  -> the key already has its answer: report it, charge nothing
 //!   Pending(pending)  -> gateway.charge(idempotency key = pending.gateway_idempotency_key())
 //!       final answer  -> store.record_payment_result(pending, &outcome, now)
-//!                        (payment row + payment.* event + deliveries + session.completed)
+//!                        (payment row + payment.* event + deliveries + session completed)
 //!       no answer     -> record nothing; the same key resumes the same attempt later
 //! ```
 //!
@@ -69,7 +69,7 @@ pub use currency::CurrencyCode;
 pub use deliveries::{ClaimedDelivery, DeliveryResult, DeliveryState};
 pub use delivery_log::{AttemptRecord, DeliveryFilter, DeliveryRecord, FinishedAttempt};
 pub use error::StoreError;
-pub use events::{EventRecord, EventType, NewSink};
+pub use events::{EventRecord, EventType, FeedEvent, NewSink};
 pub use id::{
     ApiKeyId, CallId, DataKeyId, DeliveryId, EventId, IdError, LedgerEntryId, PaymentId,
     PaymentRequestId, RefundId, SessionId, SinkId, TenantId, TokenId,

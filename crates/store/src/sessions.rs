@@ -154,7 +154,8 @@ macro_rules! call_columns {
     };
 }
 
-/// Marks a session completed (with its token or payment) and emits `session.completed`;
+/// Marks a session completed (with its token or payment) and, for a token, emits
+/// `payment.tokenized`;
 /// a session that is no longer open is left as it is.
 pub(crate) async fn complete_in_tx(
     tx: &mut Tx,
@@ -176,9 +177,10 @@ pub(crate) async fn complete_in_tx(
     .bind(now.unix_ms())
     .fetch_optional(&mut **c)
     .await?);
-    if let Some(record) = &updated {
+    // A charged session's news is its payment's event; a token is news of its own.
+    if let (Some(record), None) = (&updated, payment) {
         let payload = serde_json::to_value(record).unwrap_or_default();
-        emit(tx, tenant, EventType::SessionCompleted, session.as_str(), payload, now).await?;
+        emit(tx, tenant, EventType::PaymentTokenized, session.as_str(), payload, now).await?;
     }
     Ok(updated)
 }
@@ -220,7 +222,7 @@ impl Store {
             emit(
                 &mut tx,
                 &new.tenant_id,
-                EventType::SessionOpened,
+                EventType::PaymentCreated,
                 record.id.as_str(),
                 payload,
                 now,
@@ -286,7 +288,7 @@ impl Store {
         let record = updated
             .ok_or(StoreError::InvalidState { operation: "cancel a session that is not open" })?;
         let payload = serde_json::to_value(&record).unwrap_or_default();
-        emit(&mut tx, tenant, EventType::SessionCancelled, session.as_str(), payload, now).await?;
+        emit(&mut tx, tenant, EventType::PaymentCancelled, session.as_str(), payload, now).await?;
         tx.commit().await?;
         Ok(record)
     }

@@ -2,7 +2,7 @@
 
 use ivrpay_store::testing::TestDatabase;
 use ivrpay_store::{
-    EventType, NewSession, PaymentOutcome, SessionStatus, StoreError, TokenId, TokenType,
+    EventType, FeedEvent, NewSession, PaymentOutcome, SessionStatus, StoreError, TokenId, TokenType,
 };
 
 use crate::support::{at, begin_pending, key, new_payment, store, tenant, usd};
@@ -11,6 +11,7 @@ crate::on_both!(
     concurrent_writers_leave_no_gap,
     calls_and_sessions_emit_in_order,
     relay_marks_events_published,
+    feed_only_events_keep_their_order_and_cannot_forge_state_changes,
 );
 
 async fn concurrent_writers_leave_no_gap(db: &TestDatabase) {
@@ -126,11 +127,10 @@ async fn calls_and_sessions_emit_in_order(db: &TestDatabase) {
         types,
         vec![
             EventType::CallStarted,
-            EventType::SessionOpened,
+            EventType::PaymentCreated,
             EventType::PaymentSucceeded,
-            EventType::SessionCompleted,
-            EventType::SessionOpened,
-            EventType::SessionCancelled,
+            EventType::PaymentCreated,
+            EventType::PaymentCancelled,
             EventType::CallEnded,
         ]
     );
@@ -156,4 +156,40 @@ async fn relay_marks_events_published(db: &TestDatabase) {
     assert_eq!(left.iter().map(|e| e.id.clone()).collect::<Vec<_>>(), vec![pending[1].id.clone()]);
     // Publishing is the bus relay's business: the feed still has everything.
     assert_eq!(s.events_since(&t, 0, 10).await.expect("feed").len(), 2);
+}
+
+async fn feed_only_events_keep_their_order_and_cannot_forge_state_changes(db: &TestDatabase) {
+    let s = store(db);
+    let t = tenant(s, "acme").await;
+    let call = s.start_call(&t, "c9@pc", "default", at(1)).await.expect("call");
+    let progress = |n: u64| FeedEvent {
+        event_type: EventType::CaptureProgress,
+        subject_id: "ses_x".into(),
+        payload: serde_json::json!({ "field": "card-number", "partial": true, "digits": n }),
+    };
+    let answered = FeedEvent {
+        event_type: EventType::CallAnswered,
+        subject_id: call.id.as_str().to_owned(),
+        payload: serde_json::json!({ "call_id": call.id.as_str() }),
+    };
+    let written =
+        s.record_events(&t, &[answered, progress(1), progress(2)], at(2)).await.expect("record");
+    assert_eq!(written.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
+    assert!(s.record_events(&t, &[], at(3)).await.expect("nothing").is_empty());
+    let forged = FeedEvent {
+        event_type: EventType::PaymentSucceeded,
+        subject_id: "pay_x".into(),
+        payload: serde_json::json!({}),
+    };
+    assert!(matches!(
+        s.record_events(&t, &[progress(3), forged], at(4)).await,
+        Err(StoreError::InvalidState { .. })
+    ));
+    let feed = s.events_since(&t, 1, 10).await.expect("feed");
+    let types: Vec<&str> = feed.iter().map(|e| e.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        vec!["call.answered", "capture.progress", "capture.progress"],
+        "nothing of the refused batch"
+    );
 }
