@@ -24,9 +24,9 @@ use crate::time::Timestamp;
 /// What happened. The text form (`payment.succeeded`) is what webhooks and the feed carry.
 ///
 /// Most types are written by the operation that changes the state they report (a payment
-/// result, a refund, a call's start and end). The feed-only types (`call.answered`,
-/// `capture.*`, `payment.processing`) report progress that changes no stored row; they are
-/// written with [`Store::record_events`], which refuses every other type.
+/// result, a refund, a call's start, answer and end). The feed-only types (`capture.*`,
+/// `payment.processing`) report progress that changes no stored row; they are written with
+/// [`Store::record_events`], which refuses every other type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EventType {
@@ -120,8 +120,7 @@ impl EventType {
     pub const fn is_feed_only(self) -> bool {
         matches!(
             self,
-            Self::CallAnswered
-                | Self::CaptureStarted
+            Self::CaptureStarted
                 | Self::CaptureProgress
                 | Self::CaptureFieldCompleted
                 | Self::CaptureFieldInvalid

@@ -83,7 +83,7 @@ pub use payments::{
 pub use refunds::{
     BegunRefund, NewRefund, PendingRefund, RefundOutcome, RefundRecord, RefundStatus,
 };
-pub use sessions::{CallRecord, NewSession, SessionRecord, SessionStatus};
+pub use sessions::{CallRecord, NewCall, NewSession, SessionRecord, SessionStatus};
 pub use settlement::{SettledPayment, SettledRefund};
 pub use sink_rows::{NewWebhookEndpoint, SinkRecord, WebhookEndpointRecord, WebhookSecretRow};
 pub use time::Timestamp;

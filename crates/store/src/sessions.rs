@@ -146,11 +146,37 @@ pub struct CallRecord {
     pub ended_at_ms: Option<i64>,
     /// Why it ended (`bye`, `cancel`, `timeout`).
     pub end_reason: Option<String>,
+    /// The agent handling it, once known.
+    pub agent: Option<String>,
+    /// When the agent answered.
+    pub answered_at_ms: Option<i64>,
+    /// The caller's and the called number as the B2BUA saw them (personal data).
+    pub caller: Option<String>,
+    pub called: Option<String>,
+}
+
+/// A call to record.
+#[derive(Debug, Clone)]
+pub struct NewCall {
+    /// The id the B2BUA gave the call.
+    pub id: CallId,
+    /// Owner.
+    pub tenant_id: TenantId,
+    /// The SIP Call-ID of leg A.
+    pub sip_call_id: String,
+    /// The SIP profile that routed it.
+    pub profile: String,
+    /// The agent, when the router named one already.
+    pub agent: Option<String>,
+    /// The caller's and the called number.
+    pub caller: Option<String>,
+    pub called: Option<String>,
 }
 
 macro_rules! call_columns {
     () => {
-        "id, tenant_id, sip_call_id, profile, started_at_ms, ended_at_ms, end_reason"
+        "id, tenant_id, sip_call_id, profile, started_at_ms, ended_at_ms, end_reason, agent,
+         answered_at_ms, caller, called"
     };
 }
 
@@ -312,41 +338,118 @@ impl Store {
         found.ok_or(StoreError::NotFound { kind: "session" })
     }
 
-    /// Records a new call and emits `call.started`.
+    /// Records a call the B2BUA took, under the id it gave the call (`X-Ivrpay-Call-Id`), and
+    /// announces `call.started`.
     ///
     /// # Errors
-    /// [`StoreError::Database`] on failure (an unknown tenant included).
+    /// [`StoreError::Database`] on failure (also when the id exists).
     pub async fn start_call(
         &self,
-        tenant: &TenantId,
-        sip_call_id: &str,
-        profile: &str,
+        new: &NewCall,
         now: Timestamp,
     ) -> Result<CallRecord, StoreError> {
-        let id = CallId::generate(now);
         let mut tx = self.begin().await?;
         let record: CallRecord = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-            "INSERT INTO calls (id, tenant_id, sip_call_id, profile, started_at_ms)
-             VALUES ($1, $2, $3, $4, $5) RETURNING ", call_columns!()
+            "INSERT INTO calls (id, tenant_id, sip_call_id, profile, started_at_ms, agent, caller, called)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ", call_columns!()
         ))
-        .bind(id.as_str())
-        .bind(tenant.as_str())
-        .bind(sip_call_id)
-        .bind(profile)
+        .bind(new.id.as_str())
+        .bind(new.tenant_id.as_str())
+        .bind(&new.sip_call_id)
+        .bind(&new.profile)
         .bind(now.unix_ms())
+        .bind(new.agent.as_deref())
+        .bind(new.caller.as_deref())
+        .bind(new.called.as_deref())
         .fetch_one(&mut **c)
         .await?);
-        let payload =
-            json!({ "call_id": record.id, "profile": record.profile, "started_at": now.unix_ms() });
-        emit(&mut tx, tenant, EventType::CallStarted, id.as_str(), payload, now).await?;
+        let payload = json!({
+            "call_id": record.id, "profile": record.profile, "agent": record.agent, "started_at": now.unix_ms(),
+        });
+        emit(&mut tx, &new.tenant_id, EventType::CallStarted, new.id.as_str(), payload, now)
+            .await?;
         tx.commit().await?;
         Ok(record)
     }
 
-    /// Marks a call ended and emits `call.ended`; ending an ended call changes nothing.
+    /// Marks the call answered (by `agent`, when known) and announces `call.answered`. A call
+    /// answered already is returned as it is.
     ///
     /// # Errors
-    /// [`StoreError::NotFound`] for an unknown call.
+    /// [`StoreError::NotFound`] for an unknown call; [`StoreError::Database`] on failure.
+    pub async fn answer_call(
+        &self,
+        tenant: &TenantId,
+        call: &CallId,
+        agent: Option<&str>,
+        now: Timestamp,
+    ) -> Result<CallRecord, StoreError> {
+        let mut tx = self.begin().await?;
+        let updated: Option<CallRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
+            "UPDATE calls SET answered_at_ms = $3, agent = COALESCE($4, agent)
+             WHERE tenant_id = $1 AND id = $2 AND answered_at_ms IS NULL RETURNING ", call_columns!()
+        ))
+        .bind(tenant.as_str())
+        .bind(call.as_str())
+        .bind(now.unix_ms())
+        .bind(agent)
+        .fetch_optional(&mut **c)
+        .await?);
+        let Some(record) = updated else {
+            drop(tx);
+            return self.call(tenant, call).await;
+        };
+        let payload =
+            json!({ "call_id": record.id, "agent": record.agent, "answered_at": now.unix_ms() });
+        emit(&mut tx, tenant, EventType::CallAnswered, call.as_str(), payload, now).await?;
+        tx.commit().await?;
+        Ok(record)
+    }
+
+    /// One call.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`]; [`StoreError::Database`] on failure.
+    pub async fn call(&self, tenant: &TenantId, call: &CallId) -> Result<CallRecord, StoreError> {
+        let found: Option<CallRecord> = on_pool!(self, p => sqlx::query_as(concat!(
+            "SELECT ", call_columns!(), " FROM calls WHERE tenant_id = $1 AND id = $2"
+        ))
+        .bind(tenant.as_str())
+        .bind(call.as_str())
+        .fetch_optional(p)
+        .await?);
+        found.ok_or(StoreError::NotFound { kind: "call" })
+    }
+
+    /// Calls, newest first: only those in progress when `active`, only `agent`'s when given,
+    /// starting after the cursor (the last id of the previous page), at most `limit`.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on failure.
+    pub async fn calls(
+        &self,
+        tenant: &TenantId,
+        active: bool,
+        agent: Option<&str>,
+        before: Option<&CallId>,
+        limit: u32,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let found: Vec<CallRecord> = on_pool!(self, p => sqlx::query_as(concat!(
+            "SELECT ", call_columns!(), " FROM calls
+             WHERE tenant_id = $1 AND ($2 = 0 OR ended_at_ms IS NULL)
+               AND ($3 IS NULL OR agent = $3) AND ($4 IS NULL OR id < $4)
+             ORDER BY id DESC LIMIT $5"
+        ))
+        .bind(tenant.as_str())
+        .bind(i64::from(active))
+        .bind(agent)
+        .bind(before.map(CallId::as_str))
+        .bind(i64::from(limit))
+        .fetch_all(p)
+        .await?);
+        Ok(found)
+    }
+
     pub async fn end_call(
         &self,
         tenant: &TenantId,

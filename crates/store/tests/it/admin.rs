@@ -180,7 +180,7 @@ async fn schema_and_errors(db: &TestDatabase) {
     }
     // Events need their tenant.
     let ghost = TenantId::parse("ten_ghost").expect("id");
-    assert!(s.start_call(&ghost, "x", "default", at(1)).await.is_err());
+    assert!(crate::support::start_call(s, &ghost, "x", at(1)).await.is_err());
     // Unknown rows are NotFound, not a panic or a database error.
     let t = tenant(s, "acme").await;
     assert!(matches!(

@@ -12,6 +12,7 @@ crate::on_both!(
     calls_and_sessions_emit_in_order,
     relay_marks_events_published,
     feed_only_events_keep_their_order_and_cannot_forge_state_changes,
+    calls_are_answered_once_and_listed_by_agent,
 );
 
 async fn concurrent_writers_leave_no_gap(db: &TestDatabase) {
@@ -59,7 +60,7 @@ async fn concurrent_writers_leave_no_gap(db: &TestDatabase) {
 async fn calls_and_sessions_emit_in_order(db: &TestDatabase) {
     let s = store(db);
     let t = tenant(s, "acme").await;
-    let call = s.start_call(&t, "a84b4c76e66710@pc33", "default", at(1)).await.expect("call");
+    let call = crate::support::start_call(s, &t, "a84b4c76e66710@pc33", at(1)).await.expect("call");
     let new = NewSession {
         tenant_id: t.clone(),
         call_id: Some(call.id.clone()),
@@ -140,8 +141,8 @@ async fn relay_marks_events_published(db: &TestDatabase) {
     let s = store(db);
     let t = tenant(s, "acme").await;
     let other = tenant(s, "globex").await;
-    let call = s.start_call(&t, "c1@pc", "default", at(1)).await.expect("call");
-    s.start_call(&other, "c2@pc", "default", at(2)).await.expect("call");
+    let call = crate::support::start_call(s, &t, "c1@pc", at(1)).await.expect("call");
+    crate::support::start_call(s, &other, "c2@pc", at(2)).await.expect("call");
     s.end_call(&t, &call.id, "bye", at(3)).await.expect("end");
     let pending = s.unpublished_events(10).await.expect("unpublished");
     let types: Vec<EventType> = pending.iter().map(|e| e.event_type).collect();
@@ -161,16 +162,16 @@ async fn relay_marks_events_published(db: &TestDatabase) {
 async fn feed_only_events_keep_their_order_and_cannot_forge_state_changes(db: &TestDatabase) {
     let s = store(db);
     let t = tenant(s, "acme").await;
-    let call = s.start_call(&t, "c9@pc", "default", at(1)).await.expect("call");
+    let call = crate::support::start_call(s, &t, "c9@pc", at(1)).await.expect("call");
     let progress = |n: u64| FeedEvent {
         event_type: EventType::CaptureProgress,
         subject_id: "ses_x".into(),
         payload: serde_json::json!({ "field": "card-number", "partial": true, "digits": n }),
     };
     let answered = FeedEvent {
-        event_type: EventType::CallAnswered,
+        event_type: EventType::CaptureStarted,
         subject_id: call.id.as_str().to_owned(),
-        payload: serde_json::json!({ "call_id": call.id.as_str() }),
+        payload: serde_json::json!({ "call_id": call.id.as_str(), "field": "card-number" }),
     };
     let written =
         s.record_events(&t, &[answered, progress(1), progress(2)], at(2)).await.expect("record");
@@ -189,7 +190,37 @@ async fn feed_only_events_keep_their_order_and_cannot_forge_state_changes(db: &T
     let types: Vec<&str> = feed.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
         types,
-        vec!["call.answered", "capture.progress", "capture.progress"],
+        vec!["capture.started", "capture.progress", "capture.progress"],
         "nothing of the refused batch"
     );
+}
+
+async fn calls_are_answered_once_and_listed_by_agent(db: &TestDatabase) {
+    let s = store(db);
+    let t = tenant(s, "acme").await;
+    let first = crate::support::start_call(s, &t, "a@pc", at(1)).await.expect("call");
+    let second = crate::support::start_call(s, &t, "b@pc", at(2)).await.expect("call");
+    let answered = s.answer_call(&t, &first.id, Some("agent-7"), at(3)).await.expect("answer");
+    assert_eq!(answered.agent.as_deref(), Some("agent-7"));
+    assert_eq!(answered.answered_at_ms, Some(at(3).unix_ms()));
+    // Answering again changes nothing and announces nothing.
+    assert_eq!(s.answer_call(&t, &first.id, Some("other"), at(4)).await.expect("again"), answered);
+    s.end_call(&t, &second.id, "bye", at(5)).await.expect("end");
+    let active = s.calls(&t, true, None, None, 10).await.expect("active");
+    assert_eq!(active.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), vec![first.id.clone()]);
+    let mine = s.calls(&t, false, Some("agent-7"), None, 10).await.expect("mine");
+    assert_eq!(mine.len(), 1);
+    let all = s.calls(&t, false, None, None, 1).await.expect("page 1");
+    let next = s.calls(&t, false, None, Some(&all[0].id), 10).await.expect("page 2");
+    assert_eq!(all.len() + next.len(), 2, "pages cover both calls once");
+    let ghost = ivrpay_store::CallId::generate(at(9));
+    assert!(matches!(s.call(&t, &ghost).await, Err(StoreError::NotFound { .. })));
+    let types: Vec<&str> = s
+        .events_since(&t, 0, 10)
+        .await
+        .expect("feed")
+        .iter()
+        .map(|e| e.event_type.as_str())
+        .collect();
+    assert_eq!(types, vec!["call.started", "call.started", "call.answered", "call.ended"]);
 }

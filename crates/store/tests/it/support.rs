@@ -2,8 +2,9 @@
 
 use ivrpay_store::testing::TestDatabase;
 use ivrpay_store::{
-    BegunPayment, Currency, IdempotencyKey, Money, NewPayment, NewSink, PaymentOutcome,
-    PaymentRecord, PendingPayment, SinkId, Store, TenantId, Timestamp,
+    BegunPayment, CallId, CallRecord, Currency, IdempotencyKey, Money, NewCall, NewPayment,
+    NewSink, PaymentOutcome, PaymentRecord, PendingPayment, SinkId, Store, StoreError, TenantId,
+    Timestamp,
 };
 
 /// Expands each named `async fn case(db: &TestDatabase)` into a module with a `sqlite` and a
@@ -100,4 +101,23 @@ pub async fn succeeded_payment(
 /// The fixture's store (a shorthand).
 pub fn store(db: &TestDatabase) -> &Store {
     db.store()
+}
+
+/// Starts a call with a fresh id, as the B2BUA would.
+pub async fn start_call(
+    store: &Store,
+    tenant: &TenantId,
+    sip_call_id: &str,
+    now: Timestamp,
+) -> Result<CallRecord, StoreError> {
+    let new = NewCall {
+        id: CallId::generate(now),
+        tenant_id: tenant.clone(),
+        sip_call_id: sip_call_id.to_owned(),
+        profile: "default".to_owned(),
+        agent: None,
+        caller: Some("sip:+441234567890@carrier".to_owned()),
+        called: Some("sip:pay@ivrpay".to_owned()),
+    };
+    store.start_call(&new, now).await
 }
