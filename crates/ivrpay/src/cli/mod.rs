@@ -2,6 +2,7 @@
 
 mod dtmf;
 mod keys;
+mod sync;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,12 @@ enum Command {
     /// Master keys of the card vault: rotate without downtime, retire unused old keys.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// Reports of the downstream sync: the daily settlement report, the ledger journal.
+    #[command(subcommand)]
+    Report(sync::ReportCommand),
+    /// Outbox deliveries to webhooks, CRM, receipts and the ledger: list, retry, replay.
+    #[command(subcommand)]
+    Deliveries(sync::DeliveriesCommand),
 }
 
 pub(crate) fn run(cli: Cli) -> ExitCode {
@@ -38,5 +45,7 @@ pub(crate) fn run(cli: Cli) -> ExitCode {
         Command::Dtmf(command) => dtmf::run(command),
         Command::Serve(args) => crate::serve::run(args),
         Command::Keys(command) => keys::run(command),
+        Command::Report(command) => sync::report(command),
+        Command::Deliveries(command) => sync::deliveries(command),
     }
 }

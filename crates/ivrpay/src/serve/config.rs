@@ -38,6 +38,13 @@ pub(crate) struct ServeArgs {
     /// with --delete-delay=0.
     #[arg(long, env = "IVRPAY_RTP_QUARANTINE", value_name = "SECONDS", default_value_t = 10)]
     rtp_quarantine: u64,
+    /// A TOML configuration file; its `[sync]` section configures the downstream sync
+    /// (sinks, retry schedule). Without it, embedded defaults.
+    #[arg(long, env = "IVRPAY_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// PostgreSQL URL; without it, the SQLite file under the data directory.
+    #[arg(long, env = "IVRPAY_DATABASE_URL", value_name = "URL")]
+    database_url: Option<String>,
     /// Seconds a graceful shutdown lets calls finish before ending them.
     #[arg(long, env = "IVRPAY_SHUTDOWN_GRACE", value_name = "SECONDS", default_value_t = 30)]
     shutdown_grace: u64,
@@ -52,6 +59,8 @@ pub(crate) struct ServeConfig {
     pub(crate) rtp_ports: (u16, u16),
     pub(crate) rtp_quarantine: std::time::Duration,
     pub(crate) shutdown_grace: std::time::Duration,
+    pub(crate) config_file: Option<PathBuf>,
+    pub(crate) database_url: Option<String>,
 }
 
 /// A setting that cannot be used.
@@ -112,6 +121,8 @@ impl ServeArgs {
             rtp_ports,
             rtp_quarantine: std::time::Duration::from_secs(self.rtp_quarantine),
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace),
+            config_file: self.config,
+            database_url: self.database_url,
         })
     }
 }

@@ -77,5 +77,6 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     for (name, value) in relay.totals.masking.fields() {
         let _ = writeln!(out, "ivrpay_media_{name}_total {value}");
     }
+    out.push_str(&state.sync.render());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

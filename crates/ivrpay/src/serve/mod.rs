@@ -4,6 +4,7 @@ mod config;
 mod http;
 mod media;
 mod state;
+mod sync;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -61,6 +62,7 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
     let (digit_tx, mut digits) = mpsc::unbounded_channel();
     let (event_tx, mut events) = mpsc::unbounded_channel::<CallEvent>();
     let state = Arc::new(AppState::new(engine.clone()));
+    let sync = sync::start(&config, Arc::clone(&state.sync)).await?;
     let core = CoreConfig { profiles: config.profiles, timers: Timers::default(), seed: seed() };
     let sip = ivrpay_sip::driver::start(
         core,
@@ -106,6 +108,9 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
         }
     });
     sip.shutdown(config.shutdown_grace).await;
+    if let Some(sync) = sync {
+        sync.stop(config.shutdown_grace).await;
+    }
     let _ = http_stop.send(());
     let _ = http_task.await;
     drain.abort();

@@ -32,11 +32,18 @@ pub(crate) struct AppState {
     pub(crate) engine: MediaEngine,
     calls: Mutex<HashMap<CallId, CallInfo>>,
     pub(crate) counters: Counters,
+    /// The downstream sync's counters (zero when it is disabled).
+    pub(crate) sync: std::sync::Arc<ivrpay_sync::SyncMetrics>,
 }
 
 impl AppState {
     pub(crate) fn new(engine: MediaEngine) -> AppState {
-        AppState { engine, calls: Mutex::new(HashMap::new()), counters: Counters::default() }
+        AppState {
+            engine,
+            calls: Mutex::new(HashMap::new()),
+            counters: Counters::default(),
+            sync: std::sync::Arc::default(),
+        }
     }
 
     fn calls(&self) -> std::sync::MutexGuard<'_, HashMap<CallId, CallInfo>> {

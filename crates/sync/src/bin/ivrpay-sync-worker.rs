@@ -17,7 +17,9 @@ use ivrpay_store::{Store, StoreConfig};
 use ivrpay_sync::{SyncConfig, SyncMetrics, SystemClock};
 
 fn usage() -> ExitCode {
-    eprintln!("usage: ivrpay-sync-worker (--data-dir DIR | --database-url URL [--schema NAME]) [--config FILE]");
+    eprintln!(
+        "usage: ivrpay-sync-worker (--data-dir DIR | --database-url URL [--schema NAME]) [--config FILE]"
+    );
     ExitCode::from(2)
 }
 
@@ -52,13 +54,14 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("ivrpay-sync-worker: runtime: {e}");
-            return ExitCode::from(2);
-        }
-    };
+    let runtime =
+        match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("ivrpay-sync-worker: runtime: {e}");
+                return ExitCode::from(2);
+            }
+        };
     match runtime.block_on(run(store_config, sync)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -68,7 +71,10 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(store_config: StoreConfig, sync: SyncConfig) -> Result<(), Box<dyn std::error::Error>> {
+async fn run(
+    store_config: StoreConfig,
+    sync: SyncConfig,
+) -> Result<(), Box<dyn std::error::Error>> {
     use tokio::signal::unix::{SignalKind, signal};
     let store = Store::open(&store_config).await?;
     let metrics = Arc::new(SyncMetrics::default());

@@ -30,12 +30,20 @@ async fn sigkill_mid_flight_loses_nothing(db: &TestDatabase) {
     let t = tenant(s).await;
     // Slow answers keep deliveries in flight.
     let receiver = Receiver::start(Mode::Delay(Duration::from_millis(40))).await;
-    let request = CreateEndpoint { url: receiver.url("/hooks"), events: vec!["*".to_owned()], description: None };
+    let request = CreateEndpoint {
+        url: receiver.url("/hooks"),
+        events: vec!["*".to_owned()],
+        description: None,
+    };
     api::create_webhook_endpoint(s, &t, request, true, now()).await.expect("endpoint");
     for i in 0..EVENTS {
         usd(s, &t, &format!("c{i}"), 100 + i as u64).await;
     }
-    let dir = std::env::temp_dir().join(format!("ivrpay-crash-{}-{}", std::process::id(), receiver.addr.port()));
+    let dir = std::env::temp_dir().join(format!(
+        "ivrpay-crash-{}-{}",
+        std::process::id(),
+        receiver.addr.port()
+    ));
     std::fs::create_dir_all(&dir).expect("dir");
     let config = dir.join("ivrpay.toml");
     std::fs::write(
@@ -46,30 +54,45 @@ async fn sigkill_mid_flight_loses_nothing(db: &TestDatabase) {
     .expect("config");
 
     let mut first = worker(db, &config);
-    assert!(wait_for(Duration::from_secs(30), || async { receiver.received().len() >= 30 }).await, "deliveries under way");
+    assert!(
+        wait_for(Duration::from_secs(30), || async { receiver.received().len() >= 30 }).await,
+        "deliveries under way"
+    );
     first.kill().await.expect("SIGKILL"); // Child::kill sends SIGKILL on Unix
     let status = first.wait().await.expect("wait");
     assert!(!status.success(), "killed, not exited: {status}");
-    let sending = DeliveryFilter { status: Some("sending".to_owned()), limit: 1000, ..Default::default() };
+    let sending =
+        DeliveryFilter { status: Some("sending".to_owned()), limit: 1000, ..Default::default() };
     let in_flight = s.list_deliveries(&t, &sending).await.expect("list").len();
     let before = receiver.received().len();
     assert!(in_flight > 0, "deliveries were in flight at the kill");
     assert!(before < EVENTS, "the kill came before the end ({before} of {EVENTS})");
 
     let mut second = worker(db, &config);
-    let ids: HashSet<String> = s.events_since(&t, 0, 1000).await.expect("feed").iter().map(|e| e.id.to_string()).collect();
+    let ids: HashSet<String> =
+        s.events_since(&t, 0, 1000).await.expect("feed").iter().map(|e| e.id.to_string()).collect();
     assert_eq!(ids.len(), EVENTS);
     let all_in = wait_for(Duration::from_secs(60), || async {
-        let got: HashSet<String> = receiver.received().iter().filter_map(|r| r.header("webhook-id").map(str::to_owned)).collect();
+        let got: HashSet<String> = receiver
+            .received()
+            .iter()
+            .filter_map(|r| r.header("webhook-id").map(str::to_owned))
+            .collect();
         got == ids
     })
     .await;
-    let _ = std::process::Command::new("kill").args(["-TERM", &second.id().unwrap_or(0).to_string()]).status();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &second.id().unwrap_or(0).to_string()])
+        .status();
     let _ = tokio::time::timeout(Duration::from_secs(20), second.wait()).await;
     assert!(all_in, "every event delivered after the restart");
     assert!(
         wait_for(Duration::from_secs(10), || async {
-            let delivered = DeliveryFilter { status: Some("delivered".to_owned()), limit: 1000, ..Default::default() };
+            let delivered = DeliveryFilter {
+                status: Some("delivered".to_owned()),
+                limit: 1000,
+                ..Default::default()
+            };
             s.list_deliveries(&t, &delivered).await.expect("list").len() == EVENTS
         })
         .await,

@@ -11,8 +11,8 @@ use ivrpay_payments::sandbox::Sandbox;
 use ivrpay_payments::{ChargeOutcome, ChargeRequest, Gateway, RefundRequest};
 use ivrpay_store::testing::TestDatabase;
 use ivrpay_store::{
-    BegunPayment, BegunRefund, Currency, DeliveryFilter, IdempotencyKey, Money, NewPayment, NewRefund, NewSink, PaymentOutcome,
-    PaymentStatus, RefundOutcome,
+    BegunPayment, BegunRefund, Currency, DeliveryFilter, IdempotencyKey, Money, NewPayment,
+    NewRefund, NewSink, PaymentOutcome, PaymentStatus, RefundOutcome,
 };
 use ivrpay_sync::api::{self, ReportQuery};
 use ivrpay_sync::{SyncMetrics, ledger};
@@ -56,7 +56,7 @@ async fn a_day_of_sandbox_payments_balances_and_reports(db: &TestDatabase) {
         let amount = Money::from_minor(500 + 137 * i, currency);
         let new = NewPayment {
             tenant_id: t.clone(),
-            idempotency_key: IdempotencyKey::new(&format!("day-{i}")).expect("key"),
+            idempotency_key: IdempotencyKey::new(format!("day-{i}")).expect("key"),
             amount,
             description: Some(format!("invoice {i}")),
             session_id: None,
@@ -65,9 +65,18 @@ async fn a_day_of_sandbox_payments_balances_and_reports(db: &TestDatabase) {
             card: Some(c.masked().into()),
             gateway: "sandbox".to_owned(),
         };
-        let BegunPayment::Pending(pending) = s.begin_payment(&new, now()).await.expect("begin") else { panic!("new key") };
+        let BegunPayment::Pending(pending) = s.begin_payment(&new, now()).await.expect("begin")
+        else {
+            panic!("new key")
+        };
         let key = IdempotencyKey::new(pending.gateway_idempotency_key()).expect("gateway key");
-        let request = ChargeRequest { idempotency_key: &key, amount, card: &c, description: "invoice", customer_reference: None };
+        let request = ChargeRequest {
+            idempotency_key: &key,
+            amount,
+            card: &c,
+            description: "invoice",
+            customer_reference: None,
+        };
         let outcome = match gateway.charge(&request).await.expect("sandbox answers") {
             ChargeOutcome::Succeeded(ch) => PaymentOutcome::Succeeded { gateway_ref: ch.charge_id },
             ChargeOutcome::Declined(d) => PaymentOutcome::Declined {
@@ -89,19 +98,28 @@ async fn a_day_of_sandbox_payments_balances_and_reports(db: &TestDatabase) {
         *clearing_net.entry(currency.code().to_owned()).or_default() += minor;
         if i % 3 == 0 {
             // A partial refund of a third of the payments.
-            let refund_amount = Money::from_minor(u64::try_from(minor / 4).expect("amount"), currency);
+            let refund_amount =
+                Money::from_minor(u64::try_from(minor / 4).expect("amount"), currency);
             let new = NewRefund {
                 tenant_id: t.clone(),
                 payment_id: record.id.clone(),
-                idempotency_key: IdempotencyKey::new(&format!("day-{i}-refund")).expect("key"),
+                idempotency_key: IdempotencyKey::new(format!("day-{i}-refund")).expect("key"),
                 amount: refund_amount,
                 reason: Some("goodwill".to_owned()),
             };
-            let BegunRefund::Pending(pending) = s.begin_refund(&new, now()).await.expect("begin refund") else { panic!("new key") };
+            let BegunRefund::Pending(pending) =
+                s.begin_refund(&new, now()).await.expect("begin refund")
+            else {
+                panic!("new key")
+            };
             let rkey = IdempotencyKey::new(pending.gateway_idempotency_key()).expect("key");
             let charge = record.gateway_ref.clone().expect("charge id");
             let refunded = gateway
-                .refund(&RefundRequest { idempotency_key: &rkey, charge_id: &charge, amount: Some(refund_amount) })
+                .refund(&RefundRequest {
+                    idempotency_key: &rkey,
+                    charge_id: &charge,
+                    amount: Some(refund_amount),
+                })
                 .await
                 .expect("sandbox refunds");
             let outcome = RefundOutcome::Succeeded { gateway_ref: refunded.refund_id };
@@ -111,9 +129,13 @@ async fn a_day_of_sandbox_payments_balances_and_reports(db: &TestDatabase) {
             *clearing_net.entry(currency.code().to_owned()).or_default() -= minor / 4;
         }
     }
-    let pending = DeliveryFilter { status: Some("delivered".to_owned()), limit: 1000, ..Default::default() };
+    let pending =
+        DeliveryFilter { status: Some("delivered".to_owned()), limit: 1000, ..Default::default() };
     assert!(
-        wait_for(Duration::from_secs(20), || async { s.list_deliveries(&t, &pending).await.expect("list").len() == entries }).await,
+        wait_for(Duration::from_secs(20), || async {
+            s.list_deliveries(&t, &pending).await.expect("list").len() == entries
+        })
+        .await,
         "every payment and refund reached the ledger"
     );
     handle.stop(Duration::from_secs(5)).await;
@@ -139,7 +161,9 @@ async fn a_day_of_sandbox_payments_balances_and_reports(db: &TestDatabase) {
     let csv = ledger::to_csv(&lines);
     assert_eq!(csv.lines().count(), lines.len() + 1);
 
-    let json = api::settlement_report(s, &t, &ReportQuery { date: date.clone(), format: None }).await.expect("report");
+    let json = api::settlement_report(s, &t, &ReportQuery { date: date.clone(), format: None })
+        .await
+        .expect("report");
     assert_eq!(json.content_type, "application/json");
     let report: serde_json::Value = serde_json::from_str(&json.body).expect("JSON");
     let mut seen = 0;
@@ -154,15 +178,25 @@ async fn a_day_of_sandbox_payments_balances_and_reports(db: &TestDatabase) {
             assert_eq!(b["net_minor"], gross - refunds, "{key:?}");
             seen += 1;
         }
-        let gross: i64 = expected.iter().filter(|((cur, _), _)| cur == code).map(|(_, v)| v.1).sum();
+        let gross: i64 =
+            expected.iter().filter(|((cur, _), _)| cur == code).map(|(_, v)| v.1).sum();
         assert_eq!(c["gross_minor"], gross);
     }
     assert_eq!(seen, expected.len());
     assert!(!expected.keys().any(|(_, brand)| brand == "unknown"));
     let payments = report["payments"].as_array().expect("lines").len();
-    assert_eq!(payments as u64, expected.values().map(|v| v.0).sum::<u64>(), "declines are not in the report");
-    let csv = api::settlement_report(s, &t, &ReportQuery { date, format: Some("csv".to_owned()) }).await.expect("csv");
+    assert_eq!(
+        payments as u64,
+        expected.values().map(|v| v.0).sum::<u64>(),
+        "declines are not in the report"
+    );
+    let csv = api::settlement_report(s, &t, &ReportQuery { date, format: Some("csv".to_owned()) })
+        .await
+        .expect("csv");
     assert!(csv.body.starts_with("record,date,currency,brand,count,gross"));
     assert_eq!(csv.body.lines().filter(|l| l.starts_with("payment,")).count(), payments);
-    println!("ledger: {entries} entries, {} journal lines, balanced; report: {payments} payments", lines.len());
+    println!(
+        "ledger: {entries} entries, {} journal lines, balanced; report: {payments} payments",
+        lines.len()
+    );
 }

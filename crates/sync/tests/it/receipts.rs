@@ -9,7 +9,10 @@ use ivrpay_store::testing::TestDatabase;
 use ivrpay_sync::SyncMetrics;
 use serde_json::json;
 
-use crate::support::{Mode, PythonServer, Receiver, fast, free_port, now, python_with, refund, start, tenant, usd, wait_for};
+use crate::support::{
+    Mode, PythonServer, Receiver, fast, free_port, now, python_with, refund, start, tenant, usd,
+    wait_for,
+};
 
 /// An SMTP server appending each message to a file as one JSON line; prints its port.
 const SMTP: &str = r#"
@@ -57,7 +60,8 @@ async fn email_sms_and_crm() {
     let email = json!({"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "tls": "none",
         "from": "Acme Receipts <receipts@acme.test>", "to": "customer@example.test"});
     s.add_sink(&sink("email_receipt", &receipts, email), now()).await.expect("email sink");
-    let sms = json!({"url": http.url("/sms"), "body": {"to": "+15550100", "text": "{{receipt.text}}"}});
+    let sms =
+        json!({"url": http.url("/sms"), "body": {"to": "+15550100", "text": "{{receipt.text}}"}});
     s.add_sink(&sink("sms_receipt", &["payment.succeeded"], sms), now()).await.expect("sms sink");
     let crm = json!({"method": "PUT", "url": http.url("/customers/{{data.description}}/payments/{{data.id}}"),
         "headers": {"x-event": "{{type}}"},
@@ -75,21 +79,34 @@ async fn email_sms_and_crm() {
             .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("line"))
             .collect::<Vec<_>>()
     };
-    assert!(wait_for(Duration::from_secs(20), || async { mails().len() == 2 && http.received().len() == 2 }).await, "receipts sent");
+    assert!(
+        wait_for(Duration::from_secs(20), || async {
+            mails().len() == 2 && http.received().len() == 2
+        })
+        .await,
+        "receipts sent"
+    );
     handle.stop(Duration::from_secs(5)).await;
 
     let mails = mails();
     assert_eq!(mails[0]["to"], json!(["customer@example.test"]));
-    let (paid, refunded) = (mails[0]["data"].as_str().expect("mail"), mails[1]["data"].as_str().expect("mail"));
+    let (paid, refunded) =
+        (mails[0]["data"].as_str().expect("mail"), mails[1]["data"].as_str().expect("mail"));
     for text in [paid, refunded] {
         assert!(text.contains("visa ending 4242"), "{text}");
         assert!(!text.contains("42424242"), "no more of the PAN than the last four: {text}");
         assert!(longest_digit_run(text) < 12, "no PAN-like digit run: {text}");
         assert_eq!(text.matches("4242").count(), 1, "the last four, once: {text}");
-        assert!(text.contains(&format!("Message-ID: <")) || text.contains("Message-Id: <"), "{text}");
+        assert!(text.contains("Message-ID: <") || text.contains("Message-Id: <"), "{text}");
     }
-    assert!(paid.contains("Subject: Payment receipt") && paid.contains("Amount: 12.50 USD"), "{paid}");
-    assert!(refunded.contains("Subject: Refund receipt") && refunded.contains("Amount: 2.50 USD"), "{refunded}");
+    assert!(
+        paid.contains("Subject: Payment receipt") && paid.contains("Amount: 12.50 USD"),
+        "{paid}"
+    );
+    assert!(
+        refunded.contains("Subject: Refund receipt") && refunded.contains("Amount: 2.50 USD"),
+        "{refunded}"
+    );
 
     let requests = http.received();
     let sms = requests.iter().find(|r| r.path == "/sms").expect("sms");

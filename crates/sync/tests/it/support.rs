@@ -8,11 +8,13 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use ivrpay_store::{
-    BegunPayment, BegunRefund, CardSummary, Currency, IdempotencyKey, Money, NewPayment, NewRefund, PaymentOutcome,
-    PaymentRecord, RefundOutcome, RefundRecord, Store, TenantId, Timestamp,
+    BegunPayment, BegunRefund, CardSummary, Currency, IdempotencyKey, Money, NewPayment, NewRefund,
+    PaymentOutcome, PaymentRecord, RefundOutcome, RefundRecord, Store, TenantId, Timestamp,
 };
 use ivrpay_sync::sinks::{SinkOptions, SinkSet};
-use ivrpay_sync::{Dispatcher, DispatcherConfig, DispatcherHandle, RetrySchedule, SyncMetrics, SystemClock};
+use ivrpay_sync::{
+    Dispatcher, DispatcherConfig, DispatcherHandle, RetrySchedule, SyncMetrics, SystemClock,
+};
 
 /// Expands each named `async fn case(db: &TestDatabase)` into a `sqlite` and a `postgres` test.
 #[macro_export]
@@ -39,7 +41,10 @@ macro_rules! on_both {
     )*};
 }
 
-#[allow(clippy::disallowed_methods, reason = "tests stamp rows with the wall clock the dispatcher uses")]
+#[allow(
+    clippy::disallowed_methods,
+    reason = "tests stamp rows with the wall clock the dispatcher uses"
+)]
 pub fn now() -> Timestamp {
     Timestamp::from_system_time(std::time::SystemTime::now())
 }
@@ -51,7 +56,14 @@ pub async fn tenant(store: &Store) -> TenantId {
 }
 
 /// A payment that succeeded, with the given card summary.
-pub async fn pay(store: &Store, tenant: &TenantId, key: &str, minor: u64, currency: Currency, card: (&str, &str)) -> PaymentRecord {
+pub async fn pay(
+    store: &Store,
+    tenant: &TenantId,
+    key: &str,
+    minor: u64,
+    currency: Currency,
+    card: (&str, &str),
+) -> PaymentRecord {
     let new = NewPayment {
         tenant_id: tenant.clone(),
         idempotency_key: IdempotencyKey::new(key).expect("key"),
@@ -63,7 +75,8 @@ pub async fn pay(store: &Store, tenant: &TenantId, key: &str, minor: u64, curren
         card: Some(CardSummary::new(card.0, card.1).expect("card")),
         gateway: "sandbox".to_owned(),
     };
-    let BegunPayment::Pending(pending) = store.begin_payment(&new, now()).await.expect("begin") else {
+    let BegunPayment::Pending(pending) = store.begin_payment(&new, now()).await.expect("begin")
+    else {
         panic!("payment finished already")
     };
     let outcome = PaymentOutcome::Succeeded { gateway_ref: format!("ch_{key}") };
@@ -82,7 +95,8 @@ pub async fn refund(store: &Store, p: &PaymentRecord, key: &str, minor: u64) -> 
         amount: Money::from_minor(minor, *p.currency),
         reason: None,
     };
-    let BegunRefund::Pending(pending) = store.begin_refund(&new, now()).await.expect("begin") else {
+    let BegunRefund::Pending(pending) = store.begin_refund(&new, now()).await.expect("begin")
+    else {
         panic!("refund finished already")
     };
     let outcome = RefundOutcome::Succeeded { gateway_ref: format!("re_{key}") };
@@ -96,15 +110,24 @@ pub fn fast() -> DispatcherConfig {
         batch: 64,
         lease: Duration::from_secs(5),
         poll_interval: Duration::from_millis(20),
-        schedule: RetrySchedule::new([100, 150, 200, 250, 300, 350].map(Duration::from_millis).to_vec()),
+        schedule: RetrySchedule::new(
+            [100, 150, 200, 250, 300, 350].map(Duration::from_millis).to_vec(),
+        ),
         alert_after: 4,
     }
 }
 
-pub fn start(store: &Store, config: DispatcherConfig, timeout: Duration, metrics: &Arc<SyncMetrics>) -> DispatcherHandle {
-    let options = SinkOptions { allow_private_webhooks: true, timeout, refresh: Duration::from_millis(100) };
+pub fn start(
+    store: &Store,
+    config: DispatcherConfig,
+    timeout: Duration,
+    metrics: &Arc<SyncMetrics>,
+) -> DispatcherHandle {
+    let options =
+        SinkOptions { allow_private_webhooks: true, timeout, refresh: Duration::from_millis(100) };
     let sinks = Arc::new(SinkSet::new(store.clone(), options).expect("sinks"));
-    Dispatcher::new(store.clone(), sinks, config, Arc::new(SystemClock), Arc::clone(metrics)).spawn()
+    Dispatcher::new(store.clone(), sinks, config, Arc::new(SystemClock), Arc::clone(metrics))
+        .spawn()
 }
 
 /// Polls `check` every 25 ms until it holds or `limit` passes.
@@ -175,34 +198,38 @@ impl Receiver {
         let mode = Arc::new(Mutex::new(mode));
         let stop = Arc::new(tokio::sync::Notify::new());
         let (l, m) = (Arc::clone(&log), Arc::clone(&mode));
-        let app = axum::Router::new().fallback(move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
-            let (log, mode) = (Arc::clone(&l), Arc::clone(&m));
-            async move {
-                let current = *mode.lock().expect("mode");
-                let answered = match current {
-                    Mode::Ok => 200,
-                    Mode::Status(s) => s,
-                    Mode::Delay(d) => {
-                        tokio::time::sleep(d).await;
-                        200
-                    }
-                };
-                log.lock().expect("log").push(Received {
-                    method: method.to_string(),
-                    path: uri.to_string(),
-                    headers: headers
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
-                        .collect(),
-                    body: body.to_vec(),
-                    answered,
-                });
-                (StatusCode::from_u16(answered).unwrap_or(StatusCode::OK), "thanks")
-            }
-        });
+        let app = axum::Router::new().fallback(
+            move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let (log, mode) = (Arc::clone(&l), Arc::clone(&m));
+                async move {
+                    let current = *mode.lock().expect("mode");
+                    let answered = match current {
+                        Mode::Ok => 200,
+                        Mode::Status(s) => s,
+                        Mode::Delay(d) => {
+                            tokio::time::sleep(d).await;
+                            200
+                        }
+                    };
+                    log.lock().expect("log").push(Received {
+                        method: method.to_string(),
+                        path: uri.to_string(),
+                        headers: headers
+                            .iter()
+                            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
+                            .collect(),
+                        body: body.to_vec(),
+                        answered,
+                    });
+                    (StatusCode::from_u16(answered).unwrap_or(StatusCode::OK), "thanks")
+                }
+            },
+        );
         let s = Arc::clone(&stop);
         tokio::spawn(async move {
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { s.notified().await }).await;
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { s.notified().await })
+                .await;
         });
         Self { addr, log, mode, stop }
     }

@@ -11,7 +11,9 @@ use ivrpay_sync::api::{self, CreateEndpoint, DeliveryQuery};
 use ivrpay_sync::sinks::{SinkOptions, SinkSet};
 use ivrpay_sync::{Dispatcher, SyncMetrics, SystemClock};
 
-use crate::support::{PythonServer, Receiver, Mode, fast, now, python_with, start, tenant, usd, wait_for};
+use crate::support::{
+    Mode, PythonServer, Receiver, fast, now, python_with, start, tenant, usd, wait_for,
+};
 
 crate::on_both!(signed_for_an_independent_verifier_through_a_rotation, endpoint_api);
 
@@ -62,9 +64,18 @@ async fn signed_for_an_independent_verifier_through_a_rotation(db: &TestDatabase
     let dir = tempfile_dir();
     let (log, secrets) = (dir.join("log.jsonl"), dir.join("secrets"));
     std::fs::write(&secrets, "").expect("secrets file");
-    let server = PythonServer::start(&python, VERIFIER, &[log.to_str().expect("path"), secrets.to_str().expect("path")]).await;
+    let server = PythonServer::start(
+        &python,
+        VERIFIER,
+        &[log.to_str().expect("path"), secrets.to_str().expect("path")],
+    )
+    .await;
     let url = format!("http://127.0.0.1:{}/hooks", server.port);
-    let request = CreateEndpoint { url, events: vec!["payment.succeeded".to_owned()], description: Some("orders".to_owned()) };
+    let request = CreateEndpoint {
+        url,
+        events: vec!["payment.succeeded".to_owned()],
+        description: Some("orders".to_owned()),
+    };
     let ep = api::create_webhook_endpoint(s, &t, request, true, now()).await.expect("create");
     let first = ep.secret.clone().expect("secret shown once");
     assert!(first.starts_with("whsec_"));
@@ -75,12 +86,25 @@ async fn signed_for_an_independent_verifier_through_a_rotation(db: &TestDatabase
     let mut ids = HashSet::new();
     for i in 0..5 {
         let p = usd(s, &t, &format!("w{i}"), 1000 + i).await;
-        ids.insert(s.events_since(&t, 0, 1000).await.expect("feed").iter().find(|e| e.subject_id == p.id.as_str()).expect("event").id.to_string());
+        ids.insert(
+            s.events_since(&t, 0, 1000)
+                .await
+                .expect("feed")
+                .iter()
+                .find(|e| e.subject_id == p.id.as_str())
+                .expect("event")
+                .id
+                .to_string(),
+        );
     }
-    assert!(wait_for(Duration::from_secs(20), || async { verified_log(&log).len() >= 5 }).await, "5 webhooks arrive");
+    assert!(
+        wait_for(Duration::from_secs(20), || async { verified_log(&log).len() >= 5 }).await,
+        "5 webhooks arrive"
+    );
     for line in verified_log(&log) {
         assert_eq!(line["verified"], serde_json::json!([true]), "standardwebhooks verifies {line}");
-        let body: serde_json::Value = serde_json::from_str(line["body"].as_str().expect("body")).expect("JSON");
+        let body: serde_json::Value =
+            serde_json::from_str(line["body"].as_str().expect("body")).expect("JSON");
         assert_eq!(body["type"], "payment.succeeded");
         assert!(body["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')));
         assert_eq!(body["data"]["last4"], "4242");
@@ -88,25 +112,36 @@ async fn signed_for_an_independent_verifier_through_a_rotation(db: &TestDatabase
     }
 
     // Rotation: for the overlap, every request carries both signatures.
-    let rotated = api::rotate_webhook_secret(s, &t, &ep.id, Duration::from_millis(1500), now()).await.expect("rotate");
+    let rotated = api::rotate_webhook_secret(s, &t, &ep.id, Duration::from_millis(1500), now())
+        .await
+        .expect("rotate");
     let second = rotated.secret.expect("new secret");
     std::fs::write(&secrets, format!("{first}\n{second}")).expect("secrets file");
     tokio::time::sleep(Duration::from_millis(200)).await; // the sink set reloads (refresh 100 ms)
     usd(s, &t, "w-rot", 700).await;
     assert!(wait_for(Duration::from_secs(20), || async { verified_log(&log).len() >= 6 }).await);
-    assert_eq!(verified_log(&log)[5]["verified"], serde_json::json!([true, true]), "both secrets verify");
+    assert_eq!(
+        verified_log(&log)[5]["verified"],
+        serde_json::json!([true, true]),
+        "both secrets verify"
+    );
     // After the overlap, only the new secret signs.
     tokio::time::sleep(Duration::from_millis(1600)).await;
     usd(s, &t, "w-after", 800).await;
     assert!(wait_for(Duration::from_secs(20), || async { verified_log(&log).len() >= 7 }).await);
-    assert_eq!(verified_log(&log)[6]["verified"], serde_json::json!([false, true]), "the old secret expired");
+    assert_eq!(
+        verified_log(&log)[6]["verified"],
+        serde_json::json!([false, true]),
+        "the old secret expired"
+    );
     handle.stop(Duration::from_secs(10)).await;
     server.stop().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn tempfile_dir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("ivrpay-sync-{}-{}", std::process::id(), rand_suffix()));
+    let dir =
+        std::env::temp_dir().join(format!("ivrpay-sync-{}-{}", std::process::id(), rand_suffix()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
 }
@@ -140,17 +175,37 @@ async fn endpoint_api(db: &TestDatabase) {
             other => panic!("expected 422, got {other:?}"),
         }
     }
-    let ep = api::create_webhook_endpoint(s, &t, bad("https://hooks.example.com/x", &["*"]), false, now()).await.expect("create");
+    let ep = api::create_webhook_endpoint(
+        s,
+        &t,
+        bad("https://hooks.example.com/x", &["*"]),
+        false,
+        now(),
+    )
+    .await
+    .expect("create");
     let listed = api::list_webhook_endpoints(s, &t, now()).await.expect("list");
     assert_eq!(listed.len(), 1);
     assert!(listed[0].secret.is_none(), "secrets are shown only on create and rotate");
-    assert_eq!(api::get_webhook_endpoint(s, &t, &ep.id, now()).await.expect("get").url, "https://hooks.example.com/x");
+    assert_eq!(
+        api::get_webhook_endpoint(s, &t, &ep.id, now()).await.expect("get").url,
+        "https://hooks.example.com/x"
+    );
     api::delete_webhook_endpoint(s, &t, &ep.id, now()).await.expect("delete");
-    assert!(matches!(api::delete_webhook_endpoint(s, &t, &ep.id, now()).await, Err(api::ApiError::NotFound { .. })));
-    assert!(matches!(api::get_webhook_endpoint(s, &t, &ep.id, now()).await, Err(api::ApiError::NotFound { .. })));
+    assert!(matches!(
+        api::delete_webhook_endpoint(s, &t, &ep.id, now()).await,
+        Err(api::ApiError::NotFound { .. })
+    ));
+    assert!(matches!(
+        api::get_webhook_endpoint(s, &t, &ep.id, now()).await,
+        Err(api::ApiError::NotFound { .. })
+    ));
     let q = DeliveryQuery { status: Some("bogus".to_owned()), ..Default::default() };
     assert!(matches!(api::list_deliveries(s, &t, &q).await, Err(api::ApiError::Invalid { .. })));
-    assert!(matches!(api::retry_delivery(s, &t, "dlv_nope", now()).await, Err(api::ApiError::NotFound { .. })));
+    assert!(matches!(
+        api::retry_delivery(s, &t, "dlv_nope", now()).await,
+        Err(api::ApiError::NotFound { .. })
+    ));
 }
 
 /// Without the allowance, endpoints on loopback (by address or by a name that resolves
@@ -162,7 +217,9 @@ async fn ssrf_guard_refuses_private_addresses() {
     let t = tenant(s).await;
     let receiver = Receiver::start(Mode::Ok).await;
     let mut sinks = Vec::new();
-    for url in [receiver.url("/by-ip"), format!("http://localhost:{}/by-name", receiver.addr.port())] {
+    for url in
+        [receiver.url("/by-ip"), format!("http://localhost:{}/by-name", receiver.addr.port())]
+    {
         let new = NewWebhookEndpoint {
             tenant_id: t.clone(),
             url,
@@ -172,14 +229,21 @@ async fn ssrf_guard_refuses_private_addresses() {
         };
         sinks.push(s.add_webhook_endpoint(&new, now()).await.expect("endpoint"));
     }
-    let options = SinkOptions { allow_private_webhooks: false, timeout: Duration::from_secs(2), refresh: Duration::from_secs(1) };
+    let options = SinkOptions {
+        allow_private_webhooks: false,
+        timeout: Duration::from_secs(2),
+        refresh: Duration::from_secs(1),
+    };
     let set = Arc::new(SinkSet::new(s.clone(), options).expect("sinks"));
     let mut config = fast();
     config.schedule = ivrpay_sync::RetrySchedule::from_secs(&[3600]);
     let metrics = Arc::new(SyncMetrics::default());
-    let handle = Dispatcher::new(s.clone(), set, config, Arc::new(SystemClock), Arc::clone(&metrics)).spawn();
+    let handle =
+        Dispatcher::new(s.clone(), set, config, Arc::new(SystemClock), Arc::clone(&metrics))
+            .spawn();
     usd(s, &t, "inside", 100).await;
-    let failed = DeliveryFilter { status: Some("pending".to_owned()), limit: 10, ..Default::default() };
+    let failed =
+        DeliveryFilter { status: Some("pending".to_owned()), limit: 10, ..Default::default() };
     assert!(
         wait_for(Duration::from_secs(10), || async {
             let rows = s.list_deliveries(&t, &failed).await.expect("list");
