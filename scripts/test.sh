@@ -38,14 +38,19 @@ echo "ok: ${packages[*]}"
 
 step "Python packages"
 # localstripe: the fake Stripe the payments suite contract-tests the Stripe connector against.
+# standardwebhooks: the independent signature verifier of the sync suite's webhook receiver.
+# aiosmtpd: the SMTP server the sync suite sends receipts to.
 python=${IVRPAY_PYTHON:-python3}
-if ! "$python" -c 'import localstripe' >/dev/null 2>&1; then
-  "$python" -m pip install -q localstripe 2>/dev/null ||
-    "$python" -m pip install -q --break-system-packages localstripe
-fi
-"$python" -c 'import localstripe' || { echo "cannot install localstripe for $python" >&2; exit 1; }
+for pkg in localstripe:localstripe standardwebhooks:standardwebhooks aiosmtpd:aiosmtpd; do
+  module=${pkg%%:*} name=${pkg#*:}
+  if ! "$python" -c "import $module" >/dev/null 2>&1; then
+    "$python" -m pip install -q "$name" 2>/dev/null ||
+      "$python" -m pip install -q --break-system-packages "$name"
+  fi
+  "$python" -c "import $module" || { echo "cannot install $name for $python" >&2; exit 1; }
+done
 export IVRPAY_PYTHON=$python
-echo "ok: localstripe"
+echo "ok: localstripe standardwebhooks aiosmtpd"
 
 step "Reference DTMF decoders"
 if [ ! -x "$shared/tools/ref-dtmf/build.sh" ]; then
