@@ -403,6 +403,20 @@ impl Store {
         .await?))
     }
 
+    /// The `seq` of the tenant's last committed event (0 for none): where a live feed starts.
+    ///
+    /// # Errors
+    /// [`StoreError::NotFound`] for an unknown tenant; [`StoreError::Database`] on failure.
+    pub async fn latest_seq(&self, tenant: &TenantId) -> Result<i64, StoreError> {
+        let seq: Option<i64> = on_pool!(self, p => sqlx::query_scalar(
+            "SELECT event_seq FROM tenants WHERE id = $1"
+        )
+        .bind(tenant.as_str())
+        .fetch_optional(p)
+        .await?);
+        seq.ok_or(StoreError::NotFound { kind: "tenant" })
+    }
+
     /// Events not yet handed to the multi-node event bus, oldest first.
     ///
     /// # Errors

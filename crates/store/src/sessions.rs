@@ -153,6 +153,8 @@ pub struct CallRecord {
     /// The caller's and the called number as the B2BUA saw them (personal data).
     pub caller: Option<String>,
     pub called: Option<String>,
+    /// The ivrpay node that carries it.
+    pub node: String,
 }
 
 /// A call to record.
@@ -171,12 +173,14 @@ pub struct NewCall {
     /// The caller's and the called number.
     pub caller: Option<String>,
     pub called: Option<String>,
+    /// The ivrpay node that carries it (its media and SIP dialog live there).
+    pub node: String,
 }
 
 macro_rules! call_columns {
     () => {
         "id, tenant_id, sip_call_id, profile, started_at_ms, ended_at_ms, end_reason, agent,
-         answered_at_ms, caller, called"
+         answered_at_ms, caller, called, node"
     };
 }
 
@@ -211,12 +215,44 @@ pub(crate) async fn complete_in_tx(
     Ok(updated)
 }
 
+/// Moves an open session whose call has ended to `new`'s call (see [`Store::open_session`]).
+async fn resume_on_call(
+    tx: &mut Tx,
+    existing: SessionRecord,
+    new: &NewSession,
+    now: Timestamp,
+) -> Result<SessionRecord, StoreError> {
+    let conflict = StoreError::IdempotencyConflict { kind: "session" };
+    if existing.status != SessionStatus::Open {
+        return Err(conflict);
+    }
+    let moved: Option<SessionRecord> = on_tx!(tx, c => sqlx::query_as(concat!(
+        "UPDATE payment_sessions SET call_id = $3, updated_at_ms = $4
+         WHERE tenant_id = $1 AND id = $2 AND status = 'open'
+           AND (call_id IS NULL OR call_id IN (SELECT id FROM calls WHERE tenant_id = $1 AND ended_at_ms IS NOT NULL))
+         RETURNING ", session_columns!()
+    ))
+    .bind(existing.tenant_id.as_str())
+    .bind(existing.id.as_str())
+    .bind(new.call_id.as_ref().map(CallId::as_str))
+    .bind(now.unix_ms())
+    .fetch_optional(&mut **c)
+    .await?);
+    moved.ok_or(conflict)
+}
+
 impl Store {
     /// Opens a session, or returns the one opened earlier with the same idempotency key.
     ///
+    /// A session still open on a call that ended (the call dropped, or its node restarted
+    /// mid-payment) moves to the new call: the customer who calls back finishes the same
+    /// payment, under the same key, so a charge the gateway made before the drop is found
+    /// rather than made again.
+    ///
     /// # Errors
-    /// [`StoreError::IdempotencyConflict`] when the key was used with another amount,
-    /// currency or call.
+    /// [`StoreError::IdempotencyConflict`] when the key was used with another amount or
+    /// currency, or by a session on a call still in progress or a session that is over on
+    /// another call.
     pub async fn open_session(
         &self,
         new: &NewSession,
@@ -263,11 +299,14 @@ impl Store {
             .bind(new.idempotency_key.as_str())
             .fetch_one(&mut **c)
             .await?);
-            if existing.amount() != new.amount || existing.call_id.as_ref() != new.call_id.as_ref()
-            {
+            if existing.amount() != new.amount {
                 return Err(StoreError::IdempotencyConflict { kind: "session" });
             }
-            existing
+            if existing.call_id.as_ref() == new.call_id.as_ref() {
+                existing
+            } else {
+                resume_on_call(&mut tx, existing, new, now).await?
+            }
         };
         tx.commit().await?;
         Ok(record)
@@ -350,8 +389,8 @@ impl Store {
     ) -> Result<CallRecord, StoreError> {
         let mut tx = self.begin().await?;
         let record: CallRecord = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-            "INSERT INTO calls (id, tenant_id, sip_call_id, profile, started_at_ms, agent, caller, called)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING ", call_columns!()
+            "INSERT INTO calls (id, tenant_id, sip_call_id, profile, started_at_ms, agent, caller, called, node)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ", call_columns!()
         ))
         .bind(new.id.as_str())
         .bind(new.tenant_id.as_str())
@@ -361,6 +400,7 @@ impl Store {
         .bind(new.agent.as_deref())
         .bind(new.caller.as_deref())
         .bind(new.called.as_deref())
+        .bind(&new.node)
         .fetch_one(&mut **c)
         .await?);
         let payload = json!({
@@ -488,5 +528,38 @@ impl Store {
         };
         tx.commit().await?;
         Ok(record)
+    }
+
+    /// Ends the calls `node` left in progress (it crashed or restarted: their media died with
+    /// it), announcing `call.ended` for each. Open sessions stay open so that a customer who
+    /// calls back can finish the same payment under the same key.
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on failure (nothing changed).
+    pub async fn end_calls_of_node(
+        &self,
+        tenant: &TenantId,
+        node: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let mut tx = self.begin().await?;
+        let ended: Vec<CallRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
+            "UPDATE calls SET ended_at_ms = $3, end_reason = $4
+             WHERE tenant_id = $1 AND node = $2 AND ended_at_ms IS NULL RETURNING ", call_columns!()
+        ))
+        .bind(tenant.as_str())
+        .bind(node)
+        .bind(now.unix_ms())
+        .bind(reason)
+        .fetch_all(&mut **c)
+        .await?);
+        for record in &ended {
+            let payload =
+                json!({ "call_id": record.id, "reason": reason, "ended_at": now.unix_ms() });
+            emit(&mut tx, tenant, EventType::CallEnded, record.id.as_str(), payload, now).await?;
+        }
+        tx.commit().await?;
+        Ok(ended)
     }
 }

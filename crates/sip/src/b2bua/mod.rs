@@ -57,9 +57,13 @@ pub enum EndReason {
 pub enum CallEvent {
     Started {
         call: CallId,
+        /// The customer leg's SIP Call-ID.
+        sip_call_id: String,
         profile: String,
+        /// The caller's and the called URI (personal data: not for logs).
         caller: String,
         called: String,
+        /// The agent, when the router named one on the INVITE.
         agent: Option<String>,
     },
     Answered {
@@ -582,6 +586,7 @@ impl<M: MediaControl> Core<M> {
         self.next_key += 1;
         self.events.push_back(CallEvent::Started {
             call: call.clone(),
+            sip_call_id: essentials.call_id.to_string(),
             profile: profile.name.clone(),
             caller: uri_only(essentials.from.as_str()),
             called: uri_only(essentials.to.as_str()),

@@ -2,7 +2,8 @@
 
 use ivrpay_store::testing::TestDatabase;
 use ivrpay_store::{
-    EventType, FeedEvent, NewSession, PaymentOutcome, SessionStatus, StoreError, TokenId, TokenType,
+    CallId, EventType, FeedEvent, NewCall, NewSession, PaymentOutcome, SessionStatus, StoreError,
+    TokenId, TokenType,
 };
 
 use crate::support::{at, begin_pending, key, new_payment, store, tenant, usd};
@@ -13,6 +14,8 @@ crate::on_both!(
     relay_marks_events_published,
     feed_only_events_keep_their_order_and_cannot_forge_state_changes,
     calls_are_answered_once_and_listed_by_agent,
+    an_open_session_moves_to_the_call_back_once_its_call_ended,
+    a_restarted_node_ends_only_its_own_calls,
 );
 
 async fn concurrent_writers_leave_no_gap(db: &TestDatabase) {
@@ -223,4 +226,80 @@ async fn calls_are_answered_once_and_listed_by_agent(db: &TestDatabase) {
         .map(|e| e.event_type.as_str())
         .collect();
     assert_eq!(types, vec!["call.started", "call.started", "call.answered", "call.ended"]);
+}
+
+async fn an_open_session_moves_to_the_call_back_once_its_call_ended(db: &TestDatabase) {
+    let s = store(db);
+    let t = tenant(s, "acme").await;
+    let first = crate::support::start_call(s, &t, "first@pc33", at(1)).await.expect("call");
+    let second = crate::support::start_call(s, &t, "second@pc33", at(2)).await.expect("call");
+    let new = NewSession {
+        tenant_id: t.clone(),
+        call_id: Some(first.id.clone()),
+        idempotency_key: key("order-77"),
+        amount: usd(990),
+        description: None,
+        customer_ref: None,
+        token_type: TokenType::default(),
+    };
+    let session = s.open_session(&new, at(3)).await.expect("open");
+    let on_second = NewSession { call_id: Some(second.id.clone()), ..new.clone() };
+    // While the first call is in progress the key is its own.
+    assert!(matches!(
+        s.open_session(&on_second, at(4)).await,
+        Err(StoreError::IdempotencyConflict { kind: "session" })
+    ));
+    // The first call drops: the same key on the call back resumes the same session.
+    s.end_call(&t, &first.id, "bye", at(5)).await.expect("end");
+    let resumed = s.open_session(&on_second, at(6)).await.expect("resume");
+    assert_eq!(resumed.id, session.id);
+    assert_eq!(resumed.call_id.as_ref(), Some(&second.id));
+    // Another amount under the key is still a conflict, and a session that is over stays
+    // on its call.
+    let other_amount = NewSession { amount: usd(1), ..on_second.clone() };
+    assert!(matches!(
+        s.open_session(&other_amount, at(7)).await,
+        Err(StoreError::IdempotencyConflict { .. })
+    ));
+    s.cancel_session(&t, &session.id, at(8)).await.expect("cancel");
+    s.end_call(&t, &second.id, "bye", at(9)).await.expect("end");
+    let third = crate::support::start_call(s, &t, "third@pc33", at(10)).await.expect("call");
+    let on_third = NewSession { call_id: Some(third.id.clone()), ..new };
+    assert!(matches!(
+        s.open_session(&on_third, at(11)).await,
+        Err(StoreError::IdempotencyConflict { .. })
+    ));
+}
+
+async fn a_restarted_node_ends_only_its_own_calls(db: &TestDatabase) {
+    let s = store(db);
+    let t = tenant(s, "acme").await;
+    // support::start_call puts calls on node-1.
+    let mine = crate::support::start_call(s, &t, "mine@pc33", at(1)).await.expect("call");
+    let done = crate::support::start_call(s, &t, "done@pc33", at(2)).await.expect("call");
+    s.end_call(&t, &done.id, "bye", at(3)).await.expect("end");
+    let theirs = NewCall {
+        id: CallId::generate(at(4)),
+        tenant_id: t.clone(),
+        sip_call_id: "theirs@pc33".to_owned(),
+        profile: "default".to_owned(),
+        agent: None,
+        caller: None,
+        called: None,
+        node: "node-2".to_owned(),
+    };
+    s.start_call(&theirs, at(4)).await.expect("call on node-2");
+    let before = s.latest_seq(&t).await.expect("seq");
+
+    let ended = s.end_calls_of_node(&t, "node-1", "restart", at(5)).await.expect("end");
+    assert_eq!(ended.iter().map(|c| &c.id).collect::<Vec<_>>(), vec![&mine.id]);
+    assert_eq!(ended[0].end_reason.as_deref(), Some("restart"));
+    assert!(s.call(&t, &theirs.id).await.expect("call").ended_at_ms.is_none());
+    assert_eq!(s.call(&t, &done.id).await.expect("call").end_reason.as_deref(), Some("bye"));
+    let events = s.events_since(&t, before, 10).await.expect("events");
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, EventType::CallEnded);
+    assert_eq!(events[0].subject_id, mine.id.as_str());
+    // A second restart has nothing left to end.
+    assert!(s.end_calls_of_node(&t, "node-1", "restart", at(6)).await.expect("end").is_empty());
 }

@@ -118,6 +118,7 @@ pub async fn start_call(
         agent: None,
         caller: Some("sip:+441234567890@carrier".to_owned()),
         called: Some("sip:pay@ivrpay".to_owned()),
+        node: "node-1".to_owned(),
     };
     store.start_call(&new, now).await
 }
