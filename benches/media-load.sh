@@ -8,7 +8,9 @@
 #   benches/media-load.sh [CALLS...]        # default 2000; e.g. "300 2000"
 #
 # Environment: MEASURE_SECONDS (10), WARMUP_SECONDS (3), RELAY_FLAGS (extra flags for
-# media-relay, e.g. --workers 2 --sharded), SKIP_RTPENGINE=1.
+# media-relay, e.g. --workers 2 --sharded), SKIP_RTPENGINE=1, QUIET_WAIT (seconds to wait, before
+# each run, for the rest of the machine to fall below 10 % busy; 0 by default). Each result
+# says how busy the rest of the machine was during the run ("others CPU").
 # Every call: customer → relay → agent and agent → relay → customer, PCMU at 50 packets/s,
 # real speech with a DTMF key every 2.5 s on the customer's side. The generator (rtp-load)
 # and the relay run on this machine; only the relay process's CPU time is counted.
@@ -38,8 +40,37 @@ if [ -z "${SKIP_RTPENGINE:-}" ] && ! command -v rtpengine >/dev/null; then
 fi
 cargo build --release -q -p ivrpay-benches --bin media-relay --bin rtp-load
 bin=$repo/target/release
-# Four sockets per call, in each relay and for nothing else.
-ulimit -n 65536
+# Four sockets per call in each relay.
+ulimit -n "$(ulimit -Hn)"
+for calls in "${calls_list[@]}"; do
+  if ((4 * calls + 256 > $(ulimit -n))); then
+    echo "$calls calls need $((4 * calls + 256)) file descriptors; the limit is $(ulimit -n)" >&2
+    exit 1
+  fi
+done
+
+# Busy share (%) of the whole machine over one second.
+busy_pct() {
+  local a b
+  read -r -a a < <(head -1 /proc/stat)
+  sleep 1
+  read -r -a b < <(head -1 /proc/stat)
+  local busy=0 total=0 i d
+  for i in 1 2 3 4 5 6 7 8; do
+    d=$((b[i] - a[i]))
+    total=$((total + d))
+    [[ $i != 4 ]] && busy=$((busy + d))
+  done
+  echo $((100 * busy / (total > 0 ? total : 1)))
+}
+
+wait_quiet() {
+  local waited=0
+  while ((waited < ${QUIET_WAIT:-0})); do
+    (($(busy_pct) < 10)) && return 0
+    waited=$((waited + 1))
+  done
+}
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; }
@@ -89,9 +120,11 @@ run_rtpengine() { # CALLS
 : >"$work/results.jsonl"
 : >"$work/relay-totals.jsonl"
 for calls in "${calls_list[@]}"; do
+  wait_quiet
   echo "== $calls calls: ivrpay" >&2
   run_ivrpay "$calls"
   if [ -z "${SKIP_RTPENGINE:-}" ]; then
+    wait_quiet
     echo "== $calls calls: rtpengine" >&2
     run_rtpengine "$calls"
   fi
@@ -102,13 +135,13 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 totals = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 print(f"{'relay':10} {'calls':>6} {'CPU %':>7} {'CPU/stream %':>13} {'loss up/down':>13} "
-      f"{'added p50/p99 us (up)':>22} {'(down)':>14} {'keys unmasked':>14} {'gen lag p99 us':>15}")
+      f"{'added p50/p99 us (up)':>22} {'(down)':>14} {'keys unmasked':>14} {'gen lag p99 us':>15} {'others CPU %':>13}")
 for r in rows:
     up, down = r["uplink"], r["downlink"]
     print(f"{r['label']:10} {r['calls']:>6} {r['relay_cpu_pct']:>7.1f} {r['cpu_per_stream_pct']:>13.4f} "
           f"{up['lost']:>6}/{down['lost']:<6} {up['added_us']['p50']:>10}/{up['added_us']['p99']:<11} "
           f"{down['added_us']['p50']:>6}/{down['added_us']['p99']:<7} "
-          f"{up['keys_unmasked']:>6}/{up['key_packets']:<7} {r['sender_lag_us']['p99']:>15}")
+          f"{up['keys_unmasked']:>6}/{up['key_packets']:<7} {r['sender_lag_us']['p99']:>15} {r['others_cpu_pct']:>13.1f}")
 by = {}
 for r in rows:
     by.setdefault(r["calls"], {})[r["label"]] = r

@@ -30,6 +30,9 @@ struct Args {
     /// One current-thread runtime per worker, calls spread over them, instead of one
     /// work-stealing runtime.
     sharded: bool,
+    /// With `--sharded`: instead of waking for every datagram, each runtime thread sleeps
+    /// this long, then handles everything that arrived meanwhile (0: wake per datagram).
+    tick_us: u64,
     ports_file: Option<String>,
 }
 
@@ -41,6 +44,7 @@ fn parse_args() -> Result<Args, String> {
     let mut workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let mut ports_file = None;
     let mut sharded = false;
+    let mut tick_us = 0;
     while let Some(flag) = args.next() {
         if flag == "--sharded" {
             sharded = true;
@@ -55,6 +59,10 @@ fn parse_args() -> Result<Args, String> {
             "--agent" => agent = Some(value()?.parse().map_err(|e| format!("--agent: {e}"))?),
             "--workers" => workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
             "--ports-file" => ports_file = Some(value()?),
+            "--tick-us" => {
+                tick_us = value()?.parse().map_err(|e| format!("--tick-us: {e}"))?;
+                sharded = true;
+            }
             "--ports" => {
                 let v = value()?;
                 let (a, b) = v.split_once('-').ok_or("--ports MIN-MAX")?;
@@ -73,6 +81,7 @@ fn parse_args() -> Result<Args, String> {
         ports,
         workers,
         sharded,
+        tick_us,
         ports_file,
     })
 }
@@ -165,18 +174,36 @@ fn run(args: Args) -> Result<(), String> {
                         return;
                     }
                 };
-                rt.block_on(async {
-                    let indices = (w..args.calls).step_by(args.workers);
-                    match start_calls(&engine, &args, indices, &digits) {
+                let indices = (w..args.calls).step_by(args.workers);
+                let handles =
+                    match rt.block_on(async { start_calls(&engine, &args, indices, &digits) }) {
                         Ok(shard) => {
-                            let handles = shard.handles;
                             let _ = ready.send(Ok(shard.lines));
-                            let _ = stop.wait_for(|s| *s).await;
-                            close_all(&handles).await;
+                            shard.handles
                         }
-                        Err(e) => _ = ready.send(Err(e)),
-                    }
-                });
+                        Err(e) => {
+                            let _ = ready.send(Err(e));
+                            return;
+                        }
+                    };
+                if args.tick_us == 0 {
+                    rt.block_on(async {
+                        let _ = stop.wait_for(|s| *s).await;
+                        close_all(&handles).await;
+                    });
+                    return;
+                }
+                // Coalesced wake-ups: sleep a tick, then let the runtime poll its sockets
+                // once (without blocking) and run every call that has something to do.
+                let tick = Duration::from_micros(args.tick_us);
+                while !*stop.borrow() {
+                    std::thread::sleep(tick);
+                    rt.block_on(async {
+                        tokio::task::yield_now().await;
+                        tokio::task::yield_now().await;
+                    });
+                }
+                rt.block_on(close_all(&handles));
             }));
         }
         drop(ready_tx);

@@ -77,6 +77,18 @@ pub(crate) fn process_cpu(pid: u32) -> io::Result<Duration> {
     Ok(Duration::from_nanos(total * 1_000_000_000 / hz))
 }
 
+/// Busy CPU time of the whole machine (all cores: user, nice, system, irq, softirq, steal).
+pub(crate) fn machine_busy() -> io::Result<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let line = stat.lines().next().unwrap_or("");
+    let f: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal
+    let busy = [0, 1, 2, 5, 6, 7].iter().map(|&i| f.get(i).copied().unwrap_or(0)).sum::<u64>();
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Ok(Duration::from_nanos(busy * 1_000_000_000 / hz))
+}
+
 /// One datagram of a batch.
 pub(crate) struct Datagram<'a> {
     pub(crate) data: &'a [u8],
@@ -107,7 +119,7 @@ impl Batch {
         }
     }
 
-    /// Receives up to the batch size, waiting (up to the socket's read timeout) for the first.
+    /// Receives up to the batch size without waiting (`WouldBlock` when there is nothing).
     pub(crate) fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
         let n = self.msgs.len();
         for i in 0..n {
@@ -129,7 +141,7 @@ impl Batch {
                 socket.as_raw_fd(),
                 self.msgs.as_mut_ptr(),
                 n as libc::c_uint,
-                libc::MSG_WAITFORONE,
+                libc::MSG_DONTWAIT,
                 std::ptr::null_mut(),
             )
         };
@@ -158,5 +170,87 @@ impl Batch {
             }
         }
         Datagram { data: &self.bufs[i][..len], from_port, rx_ns }
+    }
+}
+
+/// Datagrams to send from one socket with `sendmmsg`, each to its own destination.
+pub(crate) struct SendBatch {
+    bufs: Box<[[u8; BUF]]>,
+    lens: Box<[usize]>,
+    addrs: Box<[libc::sockaddr_in]>,
+    iovs: Box<[libc::iovec]>,
+    msgs: Box<[libc::mmsghdr]>,
+    len: usize,
+}
+
+impl SendBatch {
+    pub(crate) fn new(n: usize) -> SendBatch {
+        // SAFETY: these C structs are plain data for which all-zero is a valid value.
+        let (addr, iov, msg) = unsafe { (zeroed(), zeroed(), zeroed()) };
+        SendBatch {
+            bufs: vec![[0u8; BUF]; n].into_boxed_slice(),
+            lens: vec![0; n].into_boxed_slice(),
+            addrs: vec![addr; n].into_boxed_slice(),
+            iovs: vec![iov; n].into_boxed_slice(),
+            msgs: vec![msg; n].into_boxed_slice(),
+            len: 0,
+        }
+    }
+
+    pub(crate) fn is_full(&self) -> bool {
+        self.len == self.msgs.len()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Queues a datagram to 127.0.0.1:`port`; `fill` writes it and returns its length.
+    pub(crate) fn push(&mut self, port: u16, fill: impl FnOnce(&mut [u8]) -> usize) {
+        let i = self.len;
+        self.lens[i] = fill(&mut self.bufs[i]).min(BUF);
+        self.addrs[i] = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from_be_bytes([127, 0, 0, 1]).to_be() },
+            sin_zero: [0; 8],
+        };
+        self.len += 1;
+    }
+
+    /// Sends what is queued and empties the batch; returns how many went.
+    pub(crate) fn send(&mut self, socket: &UdpSocket) -> usize {
+        let n = self.len;
+        for i in 0..n {
+            self.iovs[i] =
+                libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: self.lens[i] };
+            let hdr = &mut self.msgs[i].msg_hdr;
+            hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
+            hdr.msg_namelen = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            hdr.msg_iov = &mut self.iovs[i];
+            hdr.msg_iovlen = 1;
+            hdr.msg_control = std::ptr::null_mut();
+            hdr.msg_controllen = 0;
+            hdr.msg_flags = 0;
+        }
+        let mut sent = 0;
+        while sent < n {
+            // SAFETY: headers `sent..n` point into buffers owned by `self`, sized as declared,
+            // alive and unmoved during the call.
+            let r = unsafe {
+                libc::sendmmsg(
+                    socket.as_raw_fd(),
+                    self.msgs[sent..].as_mut_ptr(),
+                    (n - sent) as libc::c_uint,
+                    0,
+                )
+            };
+            if r <= 0 {
+                break;
+            }
+            sent += r as usize;
+        }
+        self.len = 0;
+        sent
     }
 }
