@@ -1,6 +1,6 @@
 //! A global allocator that counts allocations per thread. Install it in a test binary:
 //!
-//! ```ignore
+//! ```text
 //! #[global_allocator]
 //! static ALLOCATOR: ivrpay_testkit::alloc::Counting = ivrpay_testkit::alloc::Counting;
 //! ```
