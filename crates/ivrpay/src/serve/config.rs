@@ -45,6 +45,10 @@ pub(crate) struct ServeArgs {
     /// PostgreSQL URL; without it, the SQLite file under the data directory.
     #[arg(long, env = "IVRPAY_DATABASE_URL", value_name = "URL")]
     database_url: Option<String>,
+    /// This node's name, recorded on its calls: when it restarts it ends the calls it left
+    /// in progress, and only those (default: the host name).
+    #[arg(long, env = "IVRPAY_NODE_ID", value_name = "NAME")]
+    node_id: Option<String>,
     /// Seconds a graceful shutdown lets calls finish before ending them.
     #[arg(long, env = "IVRPAY_SHUTDOWN_GRACE", value_name = "SECONDS", default_value_t = 30)]
     shutdown_grace: u64,
@@ -61,6 +65,7 @@ pub(crate) struct ServeConfig {
     pub(crate) shutdown_grace: std::time::Duration,
     pub(crate) config_file: Option<PathBuf>,
     pub(crate) database_url: Option<String>,
+    pub(crate) node: String,
 }
 
 /// A setting that cannot be used.
@@ -123,8 +128,18 @@ impl ServeArgs {
             shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace),
             config_file: self.config,
             database_url: self.database_url,
+            node: self.node_id.unwrap_or_else(host_name),
         })
     }
+}
+
+/// The kernel's host name, or `node-1` where it cannot be read.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "node-1".to_owned())
 }
 
 fn parse_ports(s: &str) -> Option<(u16, u16)> {

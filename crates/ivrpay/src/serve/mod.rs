@@ -3,6 +3,7 @@
 mod config;
 mod http;
 mod media;
+mod payments;
 mod state;
 mod sync;
 
@@ -13,6 +14,7 @@ pub(crate) use config::ServeArgs;
 use ivrpay_media::{EngineConfig, MediaEngine};
 use ivrpay_sip::b2bua::{CallEvent, CoreConfig};
 use ivrpay_sip::transaction::Timers;
+use ivrpay_store::{Store, StoreConfig};
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
@@ -61,8 +63,14 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
     })?;
     let (digit_tx, mut digits) = mpsc::unbounded_channel();
     let (event_tx, mut events) = mpsc::unbounded_channel::<CallEvent>();
-    let state = Arc::new(AppState::new(engine.clone()));
-    let sync = sync::start(&config, Arc::clone(&state.sync)).await?;
+    let store_config = match &config.database_url {
+        Some(url) => StoreConfig::postgres(url),
+        None => StoreConfig::sqlite_in(&config.data_dir),
+    };
+    let store = Store::open(&store_config).await.map_err(|e| format!("store: {e}"))?;
+    let service = payments::start(&config, store.clone()).await?;
+    let state = Arc::new(AppState::new(engine.clone(), service));
+    let sync = sync::start(&config, &store, Arc::clone(&state.sync)).await?;
     let core = CoreConfig { profiles: config.profiles, timers: Timers::default(), seed: seed() };
     let sip = ivrpay_sip::driver::start(
         core,
@@ -102,18 +110,23 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
     }
     sip.stop_taking_calls();
     info!("shutting down: no new calls; {} in progress may finish", state.active_calls());
+    let draining = Arc::clone(&state);
     let drain = tokio::spawn(async move {
         while let Some(event) = events.recv().await {
-            state.on_call_event(event);
+            draining.on_call_event(event);
         }
     });
     sip.shutdown(config.shutdown_grace).await;
+    // The calls' ends were announced; their tasks record them and cancel what was open.
+    state.service.end_all("terminated");
+    state.service.wait_idle(std::time::Duration::from_secs(5)).await;
     if let Some(sync) = sync {
         sync.stop(config.shutdown_grace).await;
     }
     let _ = http_stop.send(());
     let _ = http_task.await;
     drain.abort();
+    store.close().await;
     info!("stopped");
     Ok(())
 }

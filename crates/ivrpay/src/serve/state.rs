@@ -5,9 +5,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use ivrpay_media::{DigitEvent, DigitPhase, DigitSource, MediaEngine};
-use ivrpay_sip::b2bua::CallEvent;
+use ivrpay_service::{IncomingCall, Service};
+use ivrpay_sip::b2bua::{CallEvent, EndReason};
 use ivrpay_sip::media::CallId;
-use tracing::info;
+use tracing::{info, warn};
 
 /// A call in progress.
 #[derive(Clone, Debug)]
@@ -30,6 +31,8 @@ pub(crate) struct Counters {
 #[derive(Debug)]
 pub(crate) struct AppState {
     pub(crate) engine: MediaEngine,
+    /// Calls, payment sessions and the feed.
+    pub(crate) service: Service,
     calls: Mutex<HashMap<CallId, CallInfo>>,
     pub(crate) counters: Counters,
     /// The downstream sync's counters (zero when it is disabled).
@@ -37,9 +40,10 @@ pub(crate) struct AppState {
 }
 
 impl AppState {
-    pub(crate) fn new(engine: MediaEngine) -> AppState {
+    pub(crate) fn new(engine: MediaEngine, service: Service) -> AppState {
         AppState {
             engine,
+            service,
             calls: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             sync: std::sync::Arc::default(),
@@ -57,34 +61,56 @@ impl AppState {
 
     pub(crate) fn on_call_event(&self, event: CallEvent) {
         match event {
-            CallEvent::Started { call, profile, agent, .. } => {
+            CallEvent::Started { call, sip_call_id, profile, caller, called, agent, .. } => {
                 // Caller and called numbers are personal data: not logged.
                 info!(%call, %profile, "call started");
                 self.counters.calls_started.fetch_add(1, Ordering::Relaxed);
-                self.calls().insert(call, CallInfo { agent, answered: false });
+                self.calls()
+                    .insert(call.clone(), CallInfo { agent: agent.clone(), answered: false });
+                if let Some(id) = service_call_id(&call) {
+                    self.service.call_started(IncomingCall {
+                        id,
+                        sip_call_id,
+                        profile,
+                        caller: Some(caller),
+                        called: Some(called),
+                        agent,
+                    });
+                }
             }
             CallEvent::Answered { call, agent } => {
                 info!(%call, "call answered");
                 self.counters.calls_answered.fetch_add(1, Ordering::Relaxed);
                 if let Some(info) = self.calls().get_mut(&call) {
                     info.answered = true;
-                    info.agent = agent.or(info.agent.take());
+                    info.agent = agent.clone().or(info.agent.take());
+                }
+                if let Some(id) = service_call_id(&call) {
+                    self.service.call_answered(&id, agent);
                 }
             }
             CallEvent::Ended { call, reason } => {
                 info!(%call, ?reason, "call ended");
                 self.counters.calls_ended.fetch_add(1, Ordering::Relaxed);
                 self.calls().remove(&call);
+                if let Some(id) = service_call_id(&call) {
+                    self.service.call_ended(&id, end_reason(reason));
+                }
             }
-            CallEvent::Digit { .. } => {
+            CallEvent::Digit { call, digit } => {
                 // Which key is card data: counted, never logged.
                 self.counters.digits_sip_info.fetch_add(1, Ordering::Relaxed);
+                if let Some(id) = service_call_id(&call) {
+                    self.service.digit(&id, digit);
+                }
             }
             _ => {}
         }
     }
 
-    pub(crate) fn on_media_digit(&self, _call: &CallId, digit: &DigitEvent) {
+    /// A key the relay heard: the capture takes it when it begins (masking already covers
+    /// it on the agent leg), once, whether it came in-band or as telephone-events.
+    pub(crate) fn on_media_digit(&self, call: &CallId, digit: &DigitEvent) {
         if digit.phase != DigitPhase::Began {
             return;
         }
@@ -93,5 +119,29 @@ impl AppState {
             _ => &self.counters.digits_rfc4733,
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        if let Some(id) = service_call_id(call) {
+            self.service.digit(&id, digit.digit);
+        }
+    }
+}
+
+/// The B2BUA's call id as the store's (the same `call_…` text).
+fn service_call_id(call: &CallId) -> Option<ivrpay_store::CallId> {
+    let id = ivrpay_store::CallId::parse(&call.0);
+    if id.is_err() {
+        warn!(%call, "a call id the store does not accept: no payment can be taken on it");
+    }
+    id.ok()
+}
+
+/// Why a call ended, as recorded and put on the feed.
+fn end_reason(reason: EndReason) -> &'static str {
+    match reason {
+        EndReason::CustomerHangup => "customer_hangup",
+        EndReason::AgentHangup => "agent_hangup",
+        EndReason::Cancelled => "cancelled",
+        EndReason::Rejected(_) => "rejected",
+        EndReason::NoAnswer => "no_answer",
+        _ => "terminated",
     }
 }

@@ -4,22 +4,22 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use ivrpay_store::{Store, StoreConfig};
+use ivrpay_store::Store;
 use ivrpay_sync::{DispatcherHandle, SyncConfig, SyncMetrics, SystemClock};
 use tracing::info;
 
 use super::config::ServeConfig;
 
-/// The running dispatcher and the store it uses.
+/// The running dispatcher.
 #[derive(Debug)]
 pub(crate) struct Sync {
-    store: Store,
     handle: DispatcherHandle,
 }
 
 /// Starts the dispatcher unless `[sync] enabled = false`.
 pub(crate) async fn start(
     config: &ServeConfig,
+    store: &Store,
     metrics: Arc<SyncMetrics>,
 ) -> Result<Option<Sync>, String> {
     let text = match &config.config_file {
@@ -31,21 +31,15 @@ pub(crate) async fn start(
     if !sync.enabled {
         return Ok(None);
     }
-    let store_config = match &config.database_url {
-        Some(url) => StoreConfig::postgres(url),
-        None => StoreConfig::sqlite_in(&config.data_dir),
-    };
-    let store = Store::open(&store_config).await.map_err(|e| e.to_string())?;
     let handle =
-        sync.start(&store, Arc::new(SystemClock), metrics).await.map_err(|e| e.to_string())?;
+        sync.start(store, Arc::new(SystemClock), metrics).await.map_err(|e| e.to_string())?;
     info!("sync: dispatcher running ({} configured sinks)", sync.sinks.len());
-    Ok(Some(Sync { store, handle }))
+    Ok(Some(Sync { handle }))
 }
 
 impl Sync {
-    /// Stops claiming, finishes the deliveries in flight (up to `grace`), closes the store.
+    /// Stops claiming and finishes the deliveries in flight (up to `grace`).
     pub(crate) async fn stop(self, grace: Duration) {
         self.handle.stop(grace).await;
-        self.store.close().await;
     }
 }

@@ -1,0 +1,126 @@
+//! Completing a session: the card goes to the vault and the gateway, the result to the store.
+//!
+//! The order makes a crash harmless at every point (see the store's "Driving a payment"):
+//!
+//! 1. the vault stores the PAN encrypted and gives a token (no CVV ever reaches it);
+//! 2. the store records the attempt *before* the gateway call, keyed by the session's
+//!    idempotency key; the attempt's id is the gateway's idempotency key;
+//! 3. the gateway charges (the card is wiped as soon as it answers);
+//! 4. the store records the answer with its events in one transaction.
+//!
+//! A crash before 2 charged nothing. A crash after 2 left a pending attempt: the retry with
+//! the same idempotency key resumes it and sends the same gateway key, so the gateway replays
+//! its first answer instead of charging twice. An unanswered gateway call records nothing and
+//! leaves the attempt pending for the same reason.
+
+use ivrpay_capture::Completed;
+use ivrpay_card::{IdempotencyKey, TokenType};
+use ivrpay_payments::{Answer, GatewayError, PaymentAttempt, Submission};
+use ivrpay_store::{
+    BegunPayment, CardSummary, NewPayment, PaymentOutcome, PaymentRecord, SessionRecord, TokenId,
+};
+use tracing::warn;
+
+use crate::error::ServiceError;
+use crate::service::Context;
+
+/// How a completion ended.
+#[derive(Debug)]
+pub(crate) enum Finished {
+    /// The gateway answered (or had answered before, for a resumed key): the stored result.
+    Payment(PaymentRecord),
+    /// A zero-amount session: the card's token.
+    Token(TokenId),
+    /// The gateway could not be reached: nothing recorded, the attempt stays pending; a retry
+    /// with the same key (re-entering the card) resolves it.
+    Unanswered { payment: PaymentRecord, error: String },
+}
+
+pub(crate) async fn complete(
+    ctx: &Context,
+    session: &SessionRecord,
+    completed: Completed,
+) -> Result<Finished, ServiceError> {
+    let Completed { card, operation, idempotency_key, description, customer_reference } = completed;
+    let now = ctx.clock.now();
+    let token_type = match operation {
+        ivrpay_capture::Operation::Tokenize(token_type) => token_type,
+        ivrpay_capture::Operation::Charge(_) => TokenType::OneTime,
+    };
+    let token = ctx
+        .vault
+        .tokenize(&ctx.config.tenant, &card.pan, card.expiry, token_type, None, now)
+        .await?;
+    let amount = match operation {
+        ivrpay_capture::Operation::Tokenize(_) => {
+            // Nothing to charge: the token is the result.
+            drop(card);
+            ctx.store
+                .complete_session_with_token(
+                    &ctx.config.tenant,
+                    &session.id,
+                    &token.id,
+                    ctx.clock.now(),
+                )
+                .await?;
+            return Ok(Finished::Token(token.id));
+        }
+        ivrpay_capture::Operation::Charge(amount) => amount,
+    };
+    let summary = CardSummary::new(token.brand.map_or("unknown", |b| b.name()), &token.last4)?;
+    let new = NewPayment {
+        tenant_id: ctx.config.tenant.clone(),
+        idempotency_key: idempotency_key.clone(),
+        amount,
+        description: Some(description.clone()).filter(|d| !d.is_empty()),
+        session_id: Some(session.id.clone()),
+        call_id: session.call_id.as_ref().cloned(),
+        token_id: Some(token.id.clone()),
+        card: Some(summary),
+        gateway: ctx.config.gateway_name.clone(),
+    };
+    let pending = match ctx.store.begin_payment(&new, ctx.clock.now()).await? {
+        // This key has its answer already: report it, charge nothing.
+        BegunPayment::Finished(record) => return Ok(Finished::Payment(record)),
+        BegunPayment::Pending(pending) => pending,
+    };
+    // The attempt's id is what the gateway de-duplicates on: the same on every retry.
+    let gateway_key = IdempotencyKey::new(pending.gateway_idempotency_key()).map_err(|_| {
+        ServiceError::Store(ivrpay_store::StoreError::Corrupt { what: "payment id" })
+    })?;
+    let attempt =
+        PaymentAttempt::charge(gateway_key, amount, card, description, customer_reference);
+    let outcome = match attempt.submit_with_retries(ctx.gateway.as_ref(), &ctx.config.retry).await {
+        Submission::Answered(Answer::Charged(charged)) => {
+            PaymentOutcome::Succeeded { gateway_ref: charged.charge_id }
+        }
+        Submission::Answered(Answer::Declined(decline)) => PaymentOutcome::Declined {
+            gateway_ref: None,
+            code: decline.code.name().to_owned(),
+            message: Some(decline.code.agent_message().to_owned()),
+        },
+        Submission::Answered(Answer::Tokenized(_)) => PaymentOutcome::Failed {
+            gateway_ref: None,
+            code: "unexpected_token".to_owned(),
+            message: None,
+        },
+        Submission::Rejected(error) => {
+            PaymentOutcome::Failed { gateway_ref: None, code: error_code(&error), message: None }
+        }
+        Submission::Unanswered { attempt, error } => {
+            // Wipe the card now; the pending attempt waits for a retry with the same key.
+            drop(attempt);
+            warn!(payment = %pending.id().as_str(), error = %error, "gateway did not answer; payment left pending");
+            return Ok(Finished::Unanswered {
+                payment: pending.record().clone(),
+                error: error_code(&error),
+            });
+        }
+    };
+    let record = ctx.store.record_payment_result(pending, &outcome, ctx.clock.now()).await?;
+    Ok(Finished::Payment(record))
+}
+
+fn error_code(error: &GatewayError) -> String {
+    error.kind().to_owned()
+}
