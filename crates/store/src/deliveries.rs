@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use sqlx::AssertSqlSafe;
+
 use crate::Store;
 use crate::backend::{Tx, on_pool, write_one};
 use crate::error::StoreError;
@@ -94,18 +96,34 @@ macro_rules! claimed_columns {
     };
 }
 
-/// Due (pending and due, or sending with an expired lease) and not waiting behind an earlier
-/// delivery of the same order key to the same sink that is still pending or sending: one
-/// payment's events reach each sink in order, while other payments' events pass a failing
-/// one. A dead-lettered delivery no longer holds the ones behind it.
-macro_rules! due_in_order {
+/// Not waiting behind an earlier delivery of the same order key to the same sink that is
+/// still pending or sending: one payment's events reach each sink in order, while other
+/// payments' events pass a failing one. A dead-lettered delivery no longer holds the ones
+/// behind it.
+macro_rules! in_order {
     () => {
-        "((d.status = 'pending' AND d.next_attempt_at_ms <= $1)
-           OR (d.status = 'sending' AND d.lease_until_ms <= $1))
-         AND (d.order_key IS NULL OR NOT EXISTS (
+        "(d.order_key IS NULL OR NOT EXISTS (
              SELECT 1 FROM deliveries e
              WHERE e.sink_id = d.sink_id AND e.order_key = d.order_key
                AND e.event_seq < d.event_seq AND e.status IN ('pending', 'sending')))"
+    };
+}
+
+/// Pending and due, in order of due time (the `deliveries_due` index).
+macro_rules! due_in_order {
+    () => {
+        concat!(
+            "d.status = 'pending' AND d.next_attempt_at_ms <= $1 AND ",
+            in_order!(),
+            " ORDER BY d.next_attempt_at_ms"
+        )
+    };
+}
+
+/// Sending with an expired lease: the worker died or is stuck.
+macro_rules! expired_in_order {
+    () => {
+        concat!("d.status = 'sending' AND d.lease_until_ms <= $1 AND ", in_order!())
     };
 }
 
@@ -124,37 +142,41 @@ impl Store {
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let lease_until = now.saturating_add(lease).unix_ms();
         let mut tx = self.begin().await?;
-        let ids: Vec<String> = match &mut tx {
-            Tx::Postgres(c) => sqlx::query_scalar(concat!(
-                "UPDATE deliveries SET status = 'sending', lease_until_ms = $2, attempts = attempts + 1,
-                     updated_at_ms = $1
-                 WHERE id IN (
-                     SELECT d.id FROM deliveries d WHERE ", due_in_order!(), "
-                     ORDER BY d.next_attempt_at_ms
-                     LIMIT $3
-                     FOR UPDATE SKIP LOCKED)
-                 RETURNING id"
-            ))
-            .bind(now.unix_ms())
-            .bind(lease_until)
-            .bind(i64::from(limit))
-            .fetch_all(&mut **c)
-            .await?,
-            Tx::Sqlite(c, _) => sqlx::query_scalar(concat!(
-                "UPDATE deliveries SET status = 'sending', lease_until_ms = $2, attempts = attempts + 1,
-                     updated_at_ms = $1
-                 WHERE id IN (
-                     SELECT d.id FROM deliveries d WHERE ", due_in_order!(), "
-                     ORDER BY d.next_attempt_at_ms
-                     LIMIT $3)
-                 RETURNING id"
-            ))
-            .bind(now.unix_ms())
-            .bind(lease_until)
-            .bind(i64::from(limit))
-            .fetch_all(&mut **c)
-            .await?,
-        };
+        // Two statements, each walking one index in order and stopping at its limit: rows
+        // whose lease ran out (rare), then pending rows that are due. One statement with
+        // an OR of both would scan and sort every pending row on each claim.
+        let mut ids: Vec<String> = Vec::new();
+        for (candidates, limit) in [(expired_in_order!(), limit), (due_in_order!(), limit)] {
+            let limit = i64::from(limit) - i64::try_from(ids.len()).unwrap_or(i64::MAX);
+            if limit <= 0 {
+                break;
+            }
+            let found: Vec<String> = match &mut tx {
+                Tx::Postgres(c) => sqlx::query_scalar(AssertSqlSafe(format!(
+                    "UPDATE deliveries SET status = 'sending', lease_until_ms = $2, attempts = attempts + 1,
+                         updated_at_ms = $1
+                     WHERE id IN (SELECT d.id FROM deliveries d WHERE {candidates} LIMIT $3 FOR UPDATE SKIP LOCKED)
+                     RETURNING id"
+                )))
+                .bind(now.unix_ms())
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(&mut **c)
+                .await?,
+                Tx::Sqlite(c, _) => sqlx::query_scalar(AssertSqlSafe(format!(
+                    "UPDATE deliveries SET status = 'sending', lease_until_ms = $2, attempts = attempts + 1,
+                         updated_at_ms = $1
+                     WHERE id IN (SELECT d.id FROM deliveries d WHERE {candidates} LIMIT $3)
+                     RETURNING id"
+                )))
+                .bind(now.unix_ms())
+                .bind(lease_until)
+                .bind(limit)
+                .fetch_all(&mut **c)
+                .await?,
+            };
+            ids.extend(found);
+        }
         // One read for the whole batch (ids as a JSON array: one bind on both backends).
         let ids = serde_json::Value::from(ids);
         let mut claimed: Vec<ClaimedDelivery> = match &mut tx {

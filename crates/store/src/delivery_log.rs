@@ -11,7 +11,9 @@
 use serde_json::Value;
 
 use crate::Store;
-use crate::backend::{on_pool, on_tx};
+use sqlx::types::Json;
+
+use crate::backend::{Tx, on_pool, on_tx};
 use crate::deliveries::DeliveryResult;
 use crate::error::StoreError;
 use crate::events::{EventType, emit};
@@ -122,60 +124,110 @@ impl Store {
         &self,
         attempts: &[FinishedAttempt],
     ) -> Result<Vec<bool>, StoreError> {
-        let mut applied = Vec::with_capacity(attempts.len());
         if attempts.is_empty() {
-            return Ok(applied);
+            return Ok(Vec::new());
         }
+        // The batch travels as one JSON array: one UPDATE and one INSERT for the whole
+        // batch (two round trips, not two per attempt), on both backends.
+        let rows: Vec<Value> = attempts
+            .iter()
+            .map(|a| {
+                let (status, next, error, http) = match &a.result {
+                    DeliveryResult::Delivered { status } => ("delivered", None, None, *status),
+                    DeliveryResult::Retry { next_attempt_at, error, status } => {
+                        ("pending", Some(next_attempt_at.unix_ms()), Some(error.as_str()), *status)
+                    }
+                    DeliveryResult::Dead { error, status } => {
+                        ("dead", None, Some(error.as_str()), *status)
+                    }
+                };
+                serde_json::json!({
+                    "id": a.delivery_id.as_str(), "tenant": a.tenant_id.as_str(), "attempt": a.attempt,
+                    "status": status, "next": next, "error": error, "http": http,
+                    "body": a.response_body, "started": a.started_at.unix_ms(), "ended": a.ended_at.unix_ms(),
+                })
+            })
+            .collect();
+        let batch = Json(Value::Array(rows.clone()));
         let mut tx = self.begin().await?;
-        for a in attempts {
-            let (status, next, error, http) = match &a.result {
-                DeliveryResult::Delivered { status } => ("delivered", None, None, *status),
-                DeliveryResult::Retry { next_attempt_at, error, status } => {
-                    ("pending", Some(next_attempt_at.unix_ms()), Some(error.as_str()), *status)
-                }
-                DeliveryResult::Dead { error, status } => {
-                    ("dead", None, Some(error.as_str()), *status)
-                }
-            };
-            let changed = on_tx!(&mut tx, c => sqlx::query(
-                "UPDATE deliveries SET status = $3, next_attempt_at_ms = COALESCE($4, next_attempt_at_ms),
-                     last_error = $5, last_status = $6, lease_until_ms = NULL, updated_at_ms = $7
-                 WHERE id = $1 AND attempts = $2 AND status = 'sending'",
+        let changed: Vec<(String, i64)> = match &mut tx {
+            Tx::Postgres(c) => sqlx::query_as(
+                "UPDATE deliveries d SET status = j.status,
+                     next_attempt_at_ms = COALESCE(j.next, d.next_attempt_at_ms),
+                     last_error = j.error, last_status = j.http, lease_until_ms = NULL, updated_at_ms = j.ended
+                 FROM jsonb_to_recordset($1) AS j(id text, attempt bigint, status text, next bigint,
+                                                  error text, http bigint, ended bigint)
+                 WHERE d.id = j.id AND d.attempts = j.attempt AND d.status = 'sending'
+                 RETURNING d.id, d.attempts",
             )
-            .bind(a.delivery_id.as_str())
-            .bind(a.attempt)
-            .bind(status)
-            .bind(next)
-            .bind(error)
-            .bind(http)
-            .bind(a.ended_at.unix_ms())
-            .execute(&mut **c)
-            .await?
-            .rows_affected())
-                == 1;
-            let outcome = match (changed, status) {
-                (false, _) => "late",
-                (true, "pending") => "failed",
-                (true, other) => other,
-            };
-            on_tx!(&mut tx, c => sqlx::query(
+            .bind(&batch)
+            .fetch_all(&mut **c)
+            .await?,
+            Tx::Sqlite(c, _) => sqlx::query_as(
+                "UPDATE deliveries SET status = j.status,
+                     next_attempt_at_ms = COALESCE(j.next, deliveries.next_attempt_at_ms),
+                     last_error = j.error, last_status = j.http, lease_until_ms = NULL, updated_at_ms = j.ended
+                 FROM (SELECT value ->> '$.id' AS id, value ->> '$.attempt' AS attempt,
+                              value ->> '$.status' AS status, value ->> '$.next' AS next,
+                              value ->> '$.error' AS error, value ->> '$.http' AS http,
+                              value ->> '$.ended' AS ended
+                       FROM json_each($1)) AS j
+                 WHERE deliveries.id = j.id AND deliveries.attempts = j.attempt
+                   AND deliveries.status = 'sending'
+                 RETURNING deliveries.id, deliveries.attempts",
+            )
+            .bind(&batch)
+            .fetch_all(&mut **c)
+            .await?,
+        };
+        let changed: std::collections::HashSet<(String, i64)> = changed.into_iter().collect();
+        let applied: Vec<bool> = attempts
+            .iter()
+            .map(|a| changed.contains(&(a.delivery_id.as_str().to_owned(), a.attempt)))
+            .collect();
+        let rows: Vec<Value> = rows
+            .into_iter()
+            .zip(&applied)
+            .map(|(mut row, current)| {
+                let outcome = match (current, row["status"].as_str()) {
+                    (false, _) => "late",
+                    (true, Some("pending")) => "failed",
+                    (true, Some(other)) => other,
+                    (true, None) => "failed",
+                }
+                .to_owned();
+                row["outcome"] = Value::String(outcome);
+                row
+            })
+            .collect();
+        let batch = Json(Value::Array(rows));
+        match &mut tx {
+            Tx::Postgres(c) => sqlx::query(
                 "INSERT INTO delivery_attempts (delivery_id, tenant_id, attempt, outcome,
                      response_status, response_body, error, started_at_ms, ended_at_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 SELECT j.id, j.tenant, j.attempt, j.outcome, j.http, j.body, j.error, j.started, j.ended
+                 FROM jsonb_to_recordset($1) AS j(id text, tenant text, attempt bigint, outcome text,
+                     http bigint, body text, error text, started bigint, ended bigint)",
             )
-            .bind(a.delivery_id.as_str())
-            .bind(a.tenant_id.as_str())
-            .bind(a.attempt)
-            .bind(outcome)
-            .bind(http)
-            .bind(a.response_body.as_deref())
-            .bind(error)
-            .bind(a.started_at.unix_ms())
-            .bind(a.ended_at.unix_ms())
+            .bind(&batch)
             .execute(&mut **c)
             .await?
-            .rows_affected());
-            if let (true, Some(payload)) = (changed, &a.alert) {
+            .rows_affected(),
+            Tx::Sqlite(c, _) => sqlx::query(
+                "INSERT INTO delivery_attempts (delivery_id, tenant_id, attempt, outcome,
+                     response_status, response_body, error, started_at_ms, ended_at_ms)
+                 SELECT value ->> '$.id', value ->> '$.tenant', value ->> '$.attempt',
+                        value ->> '$.outcome', value ->> '$.http', value ->> '$.body',
+                        value ->> '$.error', value ->> '$.started', value ->> '$.ended'
+                 FROM json_each($1)",
+            )
+            .bind(&batch)
+            .execute(&mut **c)
+            .await?
+            .rows_affected(),
+        };
+        for (a, current) in attempts.iter().zip(&applied) {
+            if let (true, Some(payload)) = (current, &a.alert) {
                 emit(
                     &mut tx,
                     &a.tenant_id,
@@ -186,7 +238,6 @@ impl Store {
                 )
                 .await?;
             }
-            applied.push(changed);
         }
         tx.commit().await?;
         Ok(applied)

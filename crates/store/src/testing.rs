@@ -15,6 +15,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::{Store, StoreConfig};
 
+pub mod scan;
+
 /// Why a fixture could not be made (tests `expect` these; the message says what to fix).
 #[derive(Debug)]
 pub struct FixtureError(pub String);

@@ -132,7 +132,8 @@ impl Dispatcher {
         let this = Arc::new(self);
         let slots = Arc::new(Semaphore::new(this.config.concurrency.max(1)));
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Finished>();
-        let recorder = tokio::spawn(Arc::clone(&this).record(done_rx));
+        let freed = Arc::new(Notify::new());
+        let recorder = tokio::spawn(Arc::clone(&this).record(done_rx, Arc::clone(&freed)));
         let mut deliveries = tokio::task::JoinSet::new();
         loop {
             if *stopped.borrow() {
@@ -143,6 +144,20 @@ impl Dispatcher {
                 permit = Arc::clone(&slots).acquire_owned() => match permit { Ok(p) => p, Err(_) => break },
                 _ = stopped.changed() => break,
             };
+            // With deliveries in flight, wait until a quarter of the slots are free (or a
+            // poll interval passes): one claim of many rows costs about what one of a
+            // single row does.
+            let threshold = (this.config.concurrency / 4).max(1);
+            let deadline = tokio::time::Instant::now() + this.config.poll_interval;
+            while slots.available_permits() + 1 < threshold
+                && slots.available_permits() + 1 < this.config.concurrency
+            {
+                tokio::select! {
+                    () = freed.notified() => {}
+                    () = tokio::time::sleep_until(deadline) => break,
+                    _ = stopped.changed() => break,
+                }
+            }
             let mut permits = vec![first];
             let want = usize::try_from(this.config.batch).unwrap_or(usize::MAX);
             while permits.len() < want {
@@ -244,7 +259,11 @@ impl Dispatcher {
     }
 
     /// Records finished attempts in batches; a slot is freed once its attempt is recorded.
-    async fn record(self: Arc<Self>, mut done: mpsc::UnboundedReceiver<Finished>) {
+    async fn record(
+        self: Arc<Self>,
+        mut done: mpsc::UnboundedReceiver<Finished>,
+        freed: Arc<Notify>,
+    ) {
         const MAX_BATCH: usize = 512;
         let mut batch: Vec<Finished> = Vec::with_capacity(MAX_BATCH);
         while done.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -290,7 +309,8 @@ impl Dispatcher {
                 }
             }
             m.in_flight.fetch_sub(u64::try_from(batch.len()).unwrap_or(0), Ordering::Relaxed);
-            batch.clear();
+            batch.clear(); // frees the slots
+            freed.notify_one();
         }
     }
 }
