@@ -79,3 +79,58 @@ fn the_packet_path_does_not_allocate() {
     assert!(m.masking.digits_in_band >= 4 && m.masking.digits_rfc4733 >= 4, "{m:?}");
     assert_eq!(during, 0, "the packet path allocated");
 }
+
+/// The same over real sockets: the tokio driver, on a runtime in this thread, relays a call
+/// both ways without allocating once it runs.
+#[test]
+fn the_driver_does_not_allocate_per_packet() {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        use ivrpay_media::{EngineConfig, MediaEngine};
+        use tokio::net::UdpSocket;
+        let config = EngineConfig { port_min: 30_300, port_max: 30_309, ..EngineConfig::default() };
+        let engine = MediaEngine::new(config).expect("engine");
+        let call = engine
+            .create_call("127.0.0.1".parse().expect("ip"), MediaProfile::default())
+            .expect("call");
+        let customer = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let agent = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+        let types = PayloadTypes::only(Codec::Pcmu);
+        let c_addr = customer.local_addr().expect("addr");
+        let a_addr = agent.local_addr().expect("addr");
+        call.handle.set_remote(Leg::Customer, RemoteMedia::new(c_addr, types)).expect("sdp");
+        call.handle.set_remote(Leg::Agent, RemoteMedia::new(a_addr, types)).expect("sdp");
+        let to_customer_side = call.handle.local(Leg::Customer).rtp;
+        let to_agent_side = call.handle.local(Leg::Agent).rtp;
+        let handle = call.handle;
+        let driver = tokio::spawn(call.driver.run());
+        let mut up = Line::new(Phone::new(0xE3, Codec::Pcmu));
+        up.speech(8000);
+        let mut down = Line::new(Phone::new(0xE4, Codec::Pcmu));
+        down.speech_at = 500.0;
+        down.speech(8000);
+        let mut buf = [0u8; 2048];
+        let (mut before, mut relayed) = (0, 0);
+        for (i, (u, d)) in up.schedule.iter().zip(&down.schedule).enumerate() {
+            if i == 100 {
+                before = allocations();
+            }
+            customer.send_to(&u.bytes, to_customer_side).await.expect("send");
+            agent.send_to(&d.bytes, to_agent_side).await.expect("send");
+            // What the relay sends back, each way (the first customer packet is held back).
+            if i > 0 {
+                agent.recv_from(&mut buf).await.expect("uplink");
+                relayed += 1;
+            }
+            customer.recv_from(&mut buf).await.expect("downlink");
+            relayed += 1;
+        }
+        let during = allocations() - before;
+        println!(
+            "allocations on the driver's packet path: {during} over {relayed} relayed packets"
+        );
+        assert_eq!(during, 0, "the driver allocated while relaying");
+        drop(handle);
+        driver.await.expect("driver ends");
+    });
+}
