@@ -11,7 +11,8 @@
 //! ```
 //!
 //! Setup: 2,000 payments to 10 endpoints (20,000 deliveries) are committed before the clock
-//! starts; the dispatcher then runs with 64 deliveries in flight.
+//! starts; the dispatcher then runs with 256 deliveries in flight (its default is 64: a
+//! service delivers far fewer a second than a backlog drains).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -27,7 +28,11 @@ use ivrpay_sync::{Clock, Dispatcher, DispatcherConfig, RetrySchedule, SyncMetric
 
 const PAYMENTS: usize = 2_000;
 const ENDPOINTS: usize = 10;
-const CONCURRENCY: usize = 64;
+/// Deliveries in flight (and the baseline's concurrent requests); `IVRPAY_BENCH_CONCURRENCY`
+/// overrides.
+fn concurrency() -> usize {
+    std::env::var("IVRPAY_BENCH_CONCURRENCY").ok().and_then(|v| v.parse().ok()).unwrap_or(256)
+}
 
 async fn receiver() -> (std::net::SocketAddr, Arc<AtomicU64>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
@@ -56,7 +61,7 @@ async fn baseline(url: &str, requests: usize) -> f64 {
     let next = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
-    for _ in 0..CONCURRENCY {
+    for _ in 0..concurrency() {
         let (client, body, next, url) =
             (client.clone(), body.clone(), Arc::clone(&next), url.to_owned());
         tasks.push(tokio::spawn(async move {
@@ -125,7 +130,7 @@ async fn dispatch(store: &Store) -> f64 {
     };
     let sinks = Arc::new(SinkSet::new(store.clone(), options).expect("sinks"));
     let config = DispatcherConfig {
-        concurrency: CONCURRENCY,
+        concurrency: concurrency(),
         batch: 256,
         lease: Duration::from_secs(60),
         poll_interval: Duration::from_millis(10),
@@ -158,7 +163,7 @@ fn main() {
         let url = format!("http://{addr}/hooks");
         let total = PAYMENTS * ENDPOINTS;
         let base = baseline(&url, total).await;
-        println!("baseline: plain reqwest loop, {CONCURRENCY} in flight: {base:.0} requests/s");
+        println!("baseline: plain reqwest loop, {} in flight: {base:.0} requests/s", concurrency());
         let mut backends = vec![("sqlite", TestDatabase::sqlite().await.expect("SQLite"))];
         match TestDatabase::postgres().await {
             Ok(db) => backends.push(("postgres", db)),

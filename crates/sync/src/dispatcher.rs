@@ -5,13 +5,14 @@
 //! ```text
 //!  claim loop ── claim up to (free slots) due deliveries ──▶ one task per delivery
 //!      ▲                                                        │ sink.deliver(now)
-//!      │ slot freed when recorded                               ▼
+//!      │ slot freed when answered                               ▼
 //!  recorder ◀──────────── finished attempts (channel) ──── outcome → next state
 //!      └─ record_attempts(batch): one transaction per batch
 //! ```
 //!
-//! - `concurrency` slots bound the deliveries in flight; a slot is released only once its
-//!   attempt is recorded, so the store never holds more leases than there are slots.
+//! - `concurrency` slots bound the requests in flight; a slot is free as soon as its answer is
+//!   in, while recording happens in batches behind (the row stays leased until recorded,
+//!   so no one claims it meanwhile): deliveries are not held up by commit latency.
 //! - The claim loop claims as many rows as there are free slots, so claims, deliveries and
 //!   recording overlap; when nothing is due it sleeps `poll_interval` (or until woken).
 //! - A failed attempt is rescheduled on the [`RetrySchedule`] with jitter, or dead-lettered
@@ -28,7 +29,7 @@ use std::time::Duration;
 use ivrpay_store::{ClaimedDelivery, DeliveryResult, EventType, FinishedAttempt, Store};
 use rand::RngExt as _;
 use serde_json::json;
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -105,7 +106,6 @@ impl DispatcherHandle {
 
 struct Finished {
     attempt: FinishedAttempt,
-    _slot: OwnedSemaphorePermit,
 }
 
 impl Dispatcher {
@@ -133,7 +133,7 @@ impl Dispatcher {
         let slots = Arc::new(Semaphore::new(this.config.concurrency.max(1)));
         let (done_tx, done_rx) = mpsc::unbounded_channel::<Finished>();
         let freed = Arc::new(Notify::new());
-        let recorder = tokio::spawn(Arc::clone(&this).record(done_rx, Arc::clone(&freed)));
+        let recorder = tokio::spawn(Arc::clone(&this).record(done_rx));
         let mut deliveries = tokio::task::JoinSet::new();
         loop {
             if *stopped.borrow() {
@@ -180,9 +180,15 @@ impl Dispatcher {
                 let this = Arc::clone(&this);
                 let done = done_tx.clone();
                 SyncMetrics::add(&this.metrics.in_flight, 1);
+                let freed = Arc::clone(&freed);
                 deliveries.spawn(async move {
                     let attempt = this.attempt(delivery).await;
-                    let _ = done.send(Finished { attempt, _slot: slot });
+                    // The slot bounds requests in flight, not commits: it is free as soon
+                    // as the answer is in. The row stays leased until it is recorded, so
+                    // nobody claims it meanwhile.
+                    drop(slot);
+                    freed.notify_one();
+                    let _ = done.send(Finished { attempt });
                 });
             }
             drop(permits);
@@ -258,12 +264,8 @@ impl Dispatcher {
         }
     }
 
-    /// Records finished attempts in batches; a slot is freed once its attempt is recorded.
-    async fn record(
-        self: Arc<Self>,
-        mut done: mpsc::UnboundedReceiver<Finished>,
-        freed: Arc<Notify>,
-    ) {
+    /// Records finished attempts in batches, one transaction each.
+    async fn record(self: Arc<Self>, mut done: mpsc::UnboundedReceiver<Finished>) {
         const MAX_BATCH: usize = 512;
         let mut batch: Vec<Finished> = Vec::with_capacity(MAX_BATCH);
         while done.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -309,8 +311,7 @@ impl Dispatcher {
                 }
             }
             m.in_flight.fetch_sub(u64::try_from(batch.len()).unwrap_or(0), Ordering::Relaxed);
-            batch.clear(); // frees the slots
-            freed.notify_one();
+            batch.clear();
         }
     }
 }
