@@ -102,18 +102,10 @@ impl Active {
                 .payment
                 .as_ref()
                 .and_then(|p| p.error_code.clone())
-                .map(agent_safe_code),
+                .map(|code| view::agent_safe_code(&code)),
             token: self.token.clone(),
             error: self.error.clone(),
         }
-    }
-}
-
-/// Lost and stolen cards read as a plain decline (Stripe: do not reveal those reasons).
-fn agent_safe_code(code: String) -> String {
-    match code.as_str() {
-        "lost_card" | "stolen_card" => "generic_decline".to_owned(),
-        _ => code,
     }
 }
 
@@ -373,9 +365,13 @@ impl CallTask {
 
     async fn cancel(&mut self, id: &SessionId) -> Result<PaymentView, ServiceError> {
         let active = self.current(id)?;
-        if active.status != Status::Open
-            && !(active.status == Status::Processing && active.capture.is_some())
-        {
+        if active.status == Status::Processing && active.payment.is_some() {
+            // The gateway may have charged: cancelling would strand that charge.
+            return Err(ServiceError::InvalidState(
+                "cancel a payment the gateway may have charged (key the card again to settle it)",
+            ));
+        }
+        if active.status != Status::Open {
             return Err(ServiceError::NotOpen);
         }
         if let Some(capture) = active.capture.take() {
@@ -395,8 +391,10 @@ impl CallTask {
 
     async fn end(&mut self, reason: &str) {
         self.ended = true;
-        let open =
-            self.session.as_ref().is_some_and(|s| s.status == Status::Open || s.capture.is_some());
+        // A session still capturing is cancelled. One whose gateway call went unanswered stays
+        // open: the customer who calls back finishes it under the same key (see
+        // Store::open_session), and a charge the gateway did make is found, not repeated.
+        let open = self.session.as_ref().is_some_and(|s| s.status == Status::Open);
         if open {
             if let Some(id) = self.session.as_ref().map(|s| s.record.id.clone()) {
                 if let Err(e) = self.cancel(&id).await {
@@ -428,6 +426,11 @@ impl CallTask {
             let (event_type, payload) = match event {
                 Event::Capturing { field, attempt } => {
                     active.fields.started(field, attempt);
+                    if field == Field::CardNumber {
+                        // Another card, perhaps: what the last one showed no longer holds.
+                        active.brand = None;
+                        active.last4 = None;
+                    }
                     (
                         EventType::CaptureStarted,
                         json!({ "field": field.name(), "attempt": attempt }),

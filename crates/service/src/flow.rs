@@ -96,7 +96,8 @@ pub(crate) async fn complete(
         }
         Submission::Answered(Answer::Declined(decline)) => PaymentOutcome::Declined {
             gateway_ref: None,
-            code: decline.code.name().to_owned(),
+            // The merchant's record keeps the gateway's own code; the agent sees a safe one.
+            code: decline.gateway_code.clone().unwrap_or_else(|| decline.code.name().to_owned()),
             message: Some(decline.code.agent_message().to_owned()),
         },
         Submission::Answered(Answer::Tokenized(_)) => PaymentOutcome::Failed {
@@ -107,8 +108,21 @@ pub(crate) async fn complete(
         Submission::Rejected(error) => {
             PaymentOutcome::Failed { gateway_ref: None, code: error_code(&error), message: None }
         }
+        Submission::Unanswered { attempt, error: GatewayError::Processing } => {
+            // The network answered every try with a processing error: nothing was charged,
+            // and the agent can try again as a new payment.
+            drop(attempt);
+            PaymentOutcome::Failed {
+                gateway_ref: None,
+                code: GatewayError::Processing.kind().to_owned(),
+                message: Some(
+                    "the card network could not process the payment: try again".to_owned(),
+                ),
+            }
+        }
         Submission::Unanswered { attempt, error } => {
-            // Wipe the card now; the pending attempt waits for a retry with the same key.
+            // The charge may or may not exist. Wipe the card now; the pending attempt waits
+            // for a retry with the same key, which finds the charge instead of repeating it.
             drop(attempt);
             warn!(payment = %pending.id().as_str(), error = %error, "gateway did not answer; payment left pending");
             return Ok(Finished::Unanswered {

@@ -2,6 +2,7 @@
 //! result. Never a card digit beyond the last four.
 
 use ivrpay_capture::{CaptureError, Field, Progress};
+use ivrpay_payments::DeclineCode;
 use ivrpay_store::{CallId, PaymentRecord, PaymentStatus, SessionId, SessionRecord, SessionStatus};
 use serde::Serialize;
 
@@ -81,12 +82,15 @@ impl Fields {
         }
     }
 
+    /// A field is asked for (again). The error of the attempt before stays on show until the
+    /// caller keys the next digit: the agent sees why the field is asked again.
     pub(crate) fn started(&mut self, field: Field, attempt: u8) {
+        let previous = self.0.iter().find(|f| f.field == field.name()).and_then(|f| f.error);
         let view = FieldView {
             field: field.name(),
             masked: String::new(),
             complete: false,
-            error: None,
+            error: if attempt > 1 { previous } else { None },
             attempt,
         };
         match self.0.iter_mut().find(|f| f.field == view.field) {
@@ -130,8 +134,20 @@ pub(crate) fn stored_view(session: &SessionRecord, payment: Option<&PaymentRecor
         last4: payment.and_then(|p| p.last4.clone()),
         payment_id: payment.map(|p| p.id.as_str().to_owned()),
         gateway_ref: payment.and_then(|p| p.gateway_ref.clone()),
-        decline_code: payment.and_then(|p| p.error_code.clone()),
+        decline_code: payment.and_then(|p| p.error_code.as_deref()).map(agent_safe_code),
         token: session.token_id.as_ref().map(|t| t.as_str().to_owned()),
         error: None,
+    }
+}
+
+/// The decline code an agent may see: lost, stolen and fraud suspicions read as a plain
+/// decline (Stripe: never reveal those to the caller); codes we do not classify as they are.
+pub(crate) fn agent_safe_code(code: &str) -> String {
+    match DeclineCode::from_code(code) {
+        DeclineCode::Generic | DeclineCode::LostCard | DeclineCode::StolenCard => {
+            DeclineCode::Generic.name().to_owned()
+        }
+        DeclineCode::Other => code.to_owned(),
+        known => known.name().to_owned(),
     }
 }

@@ -366,7 +366,8 @@ impl Store {
     }
 
     /// Records the gateway's final answer, its outbox event and its deliveries in one
-    /// transaction; on success also completes the payment's session (with its own event).
+    /// transaction, and completes the payment's session: the answer, whatever it is, is the
+    /// session's result.
     ///
     /// If another worker recorded a result first, that result stands and is returned (no
     /// second event).
@@ -429,7 +430,9 @@ impl Store {
             now,
         )
         .await?;
-        if let (PaymentStatus::Succeeded, Some(session)) = (status, record.session_id.as_ref()) {
+        // The answer ends the session, whatever it was: the key now names this result, so
+        // another card is another session.
+        if let Some(session) = record.session_id.as_ref() {
             crate::sessions::complete_in_tx(
                 &mut tx,
                 &record.tenant_id,
