@@ -165,8 +165,11 @@ async fn silence_suppression_gaps_and_marker_bits() {
         .find(|p| p.ts.wrapping_sub(line.first_ts) as usize == after_quiet)
         .expect("the talkspurt after the pause arrived");
     assert!(resumed.marker, "a talkspurt after silence starts with the marker bit");
+    // The first packet and one per talkspurt; a packet the sender was very late with (a busy
+    // test machine) would be one more, after the gap it left.
     let markers = packets.iter().filter(|p| p.marker).count();
-    assert_eq!(markers, 3, "first packet and one per talkspurt");
+    let late = out.metrics.customer.late as usize;
+    assert!((3..=3 + late).contains(&markers), "{markers} marker bits, {late} late packets");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
