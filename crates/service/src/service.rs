@@ -88,6 +88,10 @@ impl SessionIndex {
     fn call_of(&self, session: &SessionId) -> Option<CallId> {
         self.lock().get(session).cloned()
     }
+
+    fn session_of(&self, call: &CallId) -> Option<SessionId> {
+        self.lock().iter().find(|(_, c)| *c == call).map(|(s, _)| s.clone())
+    }
 }
 
 /// The application core. Cheap to clone.
@@ -227,6 +231,11 @@ impl Service {
             return Err(ServiceError::CallEnded);
         }
         self.ask(call, |reply| Command::Open(Box::new(request), reply)).await
+    }
+
+    /// The payment session open (or last opened) on a call in progress, if any.
+    pub fn session_of_call(&self, call: &CallId) -> Option<SessionId> {
+        self.ctx.sessions.session_of(call)
     }
 
     fn call_of(&self, session: &SessionId) -> Result<CallId, ServiceError> {

@@ -122,6 +122,20 @@ impl Store {
         .await?))
     }
 
+    /// How many API keys the tenant was ever given, revoked ones included (zero means the
+    /// deployment has not made its first admin key yet).
+    ///
+    /// # Errors
+    /// [`StoreError::Database`] on failure.
+    pub async fn api_key_count(&self, tenant: &TenantId) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, p => sqlx::query_scalar(
+            "SELECT COUNT(*) FROM api_keys WHERE tenant_id = $1",
+        )
+        .bind(tenant.as_str())
+        .fetch_one(p)
+        .await?))
+    }
+
     /// Revokes a key. Returns whether it was live.
     ///
     /// # Errors

@@ -3,18 +3,21 @@
     clippy::print_stderr,
     reason = "command-line tools talk to the terminal"
 )]
-//! `ivrpay keys rotate|retire`: master key management for the card vault.
+//! `ivrpay keys rotate|retire`: master key management for the card vault; `ivrpay keys
+//! create`: API keys.
 //!
-//! Both work while `ivrpay serve` runs on the same data: a rotation writes the new key file
+//! All work while `ivrpay serve` runs on the same data: a rotation writes the new key file
 //! first and re-wraps data keys one by one, so running nodes keep reading (they reload the
-//! key file when they meet a data key wrapped by a key they do not hold).
+//! key file when they meet a data key wrapped by a key they do not hold); a new API key is
+//! usable at once.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use clap::{Args, Subcommand};
-use ivrpay_store::{Store, StoreConfig, Timestamp};
+use ivrpay_api::Scope;
+use ivrpay_store::{Store, StoreConfig, TenantId, Timestamp};
 use ivrpay_vault::{MasterKeySource, Vault};
 
 use super::EXIT_ERROR;
@@ -28,6 +31,28 @@ pub(crate) enum KeysCommand {
     /// Remove from the key file every old master key that no data key uses any more. Run it
     /// once every node has picked up the last rotation. Prints a JSON summary.
     Retire(KeysArgs),
+    /// Make a new API key and print it (once: only its hash is stored). `--scope admin` may
+    /// do everything; `--scope agent --agent ID` sees that agent's calls, payments and feed.
+    Create(CreateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CreateArgs {
+    #[command(flatten)]
+    store: KeysArgs,
+    /// `admin` or `agent`.
+    #[arg(long, value_name = "admin|agent")]
+    scope: String,
+    /// The agent an agent key is bound to (the id the contact centre's answer carries, e.g.
+    /// the profile's agent header).
+    #[arg(long, value_name = "ID")]
+    agent: Option<String>,
+    /// A label for the key.
+    #[arg(long, value_name = "TEXT")]
+    name: Option<String>,
+    /// The tenant (as in `[payments] tenant`).
+    #[arg(long, env = "IVRPAY_TENANT", value_name = "ID", default_value = "ten_default")]
+    tenant: String,
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +94,15 @@ fn now() -> Timestamp {
 async fn execute(command: KeysCommand) -> Result<serde_json::Value, String> {
     let args = match &command {
         KeysCommand::Rotate(args) | KeysCommand::Retire(args) => args,
+        KeysCommand::Create(create) => &create.store,
+    };
+    // Check the arguments before touching the data.
+    let create = match &command {
+        KeysCommand::Create(create) => Some((
+            Scope::parse(&create.scope, create.agent.as_deref())?,
+            TenantId::parse(&create.tenant).map_err(|e| format!("--tenant: {e}"))?,
+        )),
+        _ => None,
     };
     let config = match &args.database_url {
         Some(url) => StoreConfig::postgres(url),
@@ -80,6 +114,11 @@ async fn execute(command: KeysCommand) -> Result<serde_json::Value, String> {
         }
     };
     let store = Store::open(&config).await.map_err(|e| e.to_string())?;
+    if let (KeysCommand::Create(args), Some((scope, tenant))) = (&command, create) {
+        let summary = create_api_key(&store, &tenant, &scope, args.name.as_deref()).await;
+        store.close().await;
+        return summary;
+    }
     let vault = Vault::open(store.clone(), MasterKeySource::from_env_or(&args.data_dir))
         .map_err(|e| e.to_string())?;
     let summary = match command {
@@ -91,6 +130,7 @@ async fn execute(command: KeysCommand) -> Result<serde_json::Value, String> {
                 "rewrapped_data_keys": report.rewrapped,
             })
         }
+        KeysCommand::Create(_) => serde_json::Value::Null,
         KeysCommand::Retire(_) => {
             let retired = vault.retire_master_keys(now()).await.map_err(|e| e.to_string())?;
             serde_json::json!({ "master_key_id": vault.master_key_id(), "retired_master_key_ids": retired })
@@ -98,4 +138,35 @@ async fn execute(command: KeysCommand) -> Result<serde_json::Value, String> {
     };
     store.close().await;
     Ok(summary)
+}
+
+/// Makes the key; the summary holds it (the only time it is shown).
+async fn create_api_key(
+    store: &Store,
+    tenant: &TenantId,
+    scope: &Scope,
+    name: Option<&str>,
+) -> Result<serde_json::Value, String> {
+    let name = name.map_or_else(
+        || match scope {
+            Scope::Admin => "admin".to_owned(),
+            Scope::Agent(agent) => format!("agent {agent}"),
+        },
+        str::to_owned,
+    );
+    store.ensure_tenant(tenant, tenant.as_str(), now()).await.map_err(|e| e.to_string())?;
+    let (id, secret) = ivrpay_api::auth::create_key(store, tenant, scope, &name, "cli", now())
+        .await
+        .map_err(|e| e.to_string())?;
+    let agent = match scope {
+        Scope::Agent(agent) => Some(agent.as_str()),
+        Scope::Admin => None,
+    };
+    Ok(serde_json::json!({
+        "id": id.as_str(),
+        "key": secret,
+        "scope": scope.name(),
+        "agent": agent,
+        "tenant": tenant.as_str(),
+    }))
 }

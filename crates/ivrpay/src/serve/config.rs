@@ -49,6 +49,9 @@ pub(crate) struct ServeArgs {
     /// in progress, and only those (default: the host name).
     #[arg(long, env = "IVRPAY_NODE_ID", value_name = "NAME")]
     node_id: Option<String>,
+    /// Seconds between heartbeats on an idle feed connection (WebSocket and SSE).
+    #[arg(long, env = "IVRPAY_FEED_HEARTBEAT", value_name = "SECONDS", default_value_t = 15)]
+    feed_heartbeat: u64,
     /// Seconds a graceful shutdown lets calls finish before ending them.
     #[arg(long, env = "IVRPAY_SHUTDOWN_GRACE", value_name = "SECONDS", default_value_t = 30)]
     shutdown_grace: u64,
@@ -66,6 +69,7 @@ pub(crate) struct ServeConfig {
     pub(crate) config_file: Option<PathBuf>,
     pub(crate) database_url: Option<String>,
     pub(crate) node: String,
+    pub(crate) feed_heartbeat: std::time::Duration,
 }
 
 /// A setting that cannot be used.
@@ -129,6 +133,7 @@ impl ServeArgs {
             config_file: self.config,
             database_url: self.database_url,
             node: self.node_id.unwrap_or_else(host_name),
+            feed_heartbeat: std::time::Duration::from_secs(self.feed_heartbeat.max(1)),
         })
     }
 }

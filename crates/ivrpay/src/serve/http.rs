@@ -1,26 +1,13 @@
-//! The HTTP side: health and Prometheus metrics.
+//! The process's Prometheus metrics (calls, digits, the media relay, the sync), served with
+//! the API's own on `/metrics` by `ivrpay_api`.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-
-use axum::Router;
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
 
 use super::state::AppState;
 
-pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new().route("/healthz", get(healthz)).route("/metrics", get(metrics)).with_state(state)
-}
-
-async fn healthz() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], "{\"status\":\"ok\"}")
-}
-
-async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+/// The Prometheus text of everything but the API.
+pub(crate) fn render_metrics(state: &AppState) -> String {
     let mut out = String::with_capacity(4096);
     let mut gauge = |name: &str, help: &str, kind: &str, value: u64| {
         let _ = writeln!(
@@ -78,5 +65,5 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         let _ = writeln!(out, "ivrpay_media_{name}_total {value}");
     }
     out.push_str(&state.sync.render());
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    out
 }

@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 pub(crate) use config::ServeArgs;
 use ivrpay_media::{EngineConfig, MediaEngine};
+use ivrpay_service::SystemClock;
 use ivrpay_sip::b2bua::{CallEvent, CoreConfig};
 use ivrpay_sip::transaction::Timers;
 use ivrpay_store::{Store, StoreConfig};
@@ -69,8 +70,9 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
     };
     let store = Store::open(&store_config).await.map_err(|e| format!("store: {e}"))?;
     let service = payments::start(&config, store.clone()).await?;
+    bootstrap_admin_key(&store, service.tenant()).await?;
     let state = Arc::new(AppState::new(engine.clone(), service));
-    let sync = sync::start(&config, &store, Arc::clone(&state.sync)).await?;
+    let (sync, sync_api) = sync::start(&config, &store, Arc::clone(&state.sync)).await?;
     let core = CoreConfig { profiles: config.profiles, timers: Timers::default(), seed: seed() };
     let sip = ivrpay_sip::driver::start(
         core,
@@ -85,7 +87,18 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
         .map_err(|e| format!("HTTP listen {}: {e}", config.http_listen))?;
     let http_addr = http.local_addr()?;
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let app = http::router(Arc::clone(&state));
+    let api = ivrpay_api::ApiConfig {
+        heartbeat: config.feed_heartbeat,
+        allow_private_webhooks: sync_api.allow_private_webhooks,
+        secret_overlap: sync_api.secret_overlap,
+    };
+    let metrics_state = Arc::clone(&state);
+    let app = ivrpay_api::router(ivrpay_api::ApiState::new(
+        state.service.clone(),
+        Arc::new(SystemClock),
+        api,
+        Arc::new(move || http::render_metrics(&metrics_state)),
+    ));
     let http_task = tokio::spawn(async move {
         let _ = axum::serve(http, app)
             .with_graceful_shutdown(async {
@@ -128,6 +141,40 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
     drain.abort();
     store.close().await;
     info!("stopped");
+    Ok(())
+}
+
+/// On the deployment's first start, the first admin API key: from
+/// `IVRPAY_BOOTSTRAP_ADMIN_KEY`, or a random one printed here once (only its hash is kept).
+async fn bootstrap_admin_key(
+    store: &Store,
+    tenant: &ivrpay_store::TenantId,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use ivrpay_api::Bootstrap;
+    use ivrpay_service::Clock as _;
+    let preset = std::env::var(ivrpay_api::auth::BOOTSTRAP_ENV).ok();
+    match ivrpay_api::auth::bootstrap_admin_key(store, tenant, preset.as_deref(), SystemClock.now())
+        .await?
+    {
+        Bootstrap::Generated { id, secret } => {
+            #[allow(
+                clippy::print_stdout,
+                reason = "the key is shown once, to the operator, not logged"
+            )]
+            {
+                println!(
+                    "\nivrpay: created the first admin API key ({}). It is shown this once; only its \
+                     hash is stored:\n\n    {secret}\n\nUse it as `Authorization: Bearer <key>`; \
+                     make agent keys with `ivrpay keys create --scope agent --agent ID`.\n",
+                    id.as_str()
+                );
+            }
+        }
+        Bootstrap::FromEnv { id } => {
+            info!(key = %id.as_str(), "stored the first admin API key from {}", ivrpay_api::auth::BOOTSTRAP_ENV);
+        }
+        Bootstrap::Existing => {}
+    }
     Ok(())
 }
 
