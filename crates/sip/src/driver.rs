@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::b2bua::{CallEvent, Core, CoreConfig};
-use crate::media::MediaControl;
+use crate::media::{CallId, MediaControl};
 use crate::message::{MAX_MESSAGE, frame_length};
 use crate::profile::Listen;
 use crate::transport::{ConnectionId, Peer, Transmit, Transport};
@@ -27,10 +27,24 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
 /// Something for the core task.
 enum Inbound {
-    Message { local: SocketAddr, from: Peer, bytes: Bytes },
-    Connected { id: ConnectionId, peer: SocketAddr, writer: OwnedWriteHalf },
-    ConnectFailed { peer: SocketAddr },
-    Closed { id: ConnectionId },
+    Message {
+        local: SocketAddr,
+        from: Peer,
+        bytes: Bytes,
+    },
+    Connected {
+        id: ConnectionId,
+        peer: SocketAddr,
+        writer: OwnedWriteHalf,
+    },
+    ConnectFailed {
+        peer: SocketAddr,
+    },
+    Closed {
+        id: ConnectionId,
+    },
+    /// The application ends a call ([`SipControl::hangup`]).
+    Hangup(CallId),
 }
 
 /// A running SIP service.
@@ -40,9 +54,35 @@ pub struct SipHandle {
     pub listening: Vec<Listen>,
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
+    inbound: mpsc::Sender<Inbound>,
+}
+
+/// Steers calls from the application (an IVR that has finished hangs up). Cheap to clone.
+#[derive(Clone)]
+pub struct SipControl {
+    inbound: mpsc::Sender<Inbound>,
+}
+
+impl std::fmt::Debug for SipControl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SipControl").finish_non_exhaustive()
+    }
+}
+
+impl SipControl {
+    /// Ends the call with a BYE to each answered leg ([`Core::hangup`]); its `Ended` event
+    /// follows. Nothing happens if the call has ended already.
+    pub async fn hangup(&self, call: CallId) {
+        let _ = self.inbound.send(Inbound::Hangup(call)).await;
+    }
 }
 
 impl SipHandle {
+    /// A handle to steer calls while the service runs.
+    pub fn control(&self) -> SipControl {
+        SipControl { inbound: self.inbound.clone() }
+    }
+
     /// Stops taking calls (new INVITEs get 503) from the next message the core handles on:
     /// a caller that logs "shutting down" after this never sees a new call accepted.
     pub fn stop_taking_calls(&self) {
@@ -120,13 +160,13 @@ where
             pending_connect: HashMap::new(),
             pending_writes: Vec::new(),
             inbound: inbound_rx,
-            inbound_tx,
+            inbound_tx: inbound_tx.clone(),
             next_connection,
             events,
         }
         .run(stop_rx, grace),
     );
-    Ok(SipHandle { listening, stop, task })
+    Ok(SipHandle { listening, stop, task, inbound: inbound_tx })
 }
 
 async fn udp_loop(
@@ -303,6 +343,9 @@ impl<M: MediaControl> CoreTask<M> {
             Inbound::Closed { id } => {
                 self.tcp.remove(&id);
                 self.tcp_by_peer.retain(|_, c| *c != id);
+            }
+            Inbound::Hangup(call) => {
+                self.core.hangup(now(), &call);
             }
         }
     }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ivrpay_dtmf::MaskMode;
@@ -12,8 +12,10 @@ use serde::Deserialize;
 use crate::sdp::{CodecPolicy, codec_from_name};
 
 /// `sip-profiles/*.toml` at build time (a test checks that they parse).
-const EMBEDDED: &[(&str, &str)] =
-    &[("sip-profiles/default.toml", include_str!("../../../sip-profiles/default.toml"))];
+const EMBEDDED: &[(&str, &str)] = &[
+    ("sip-profiles/default.toml", include_str!("../../../sip-profiles/default.toml")),
+    ("sip-profiles/ivr.toml", include_str!("../../../sip-profiles/ivr.toml")),
+];
 
 /// Whether `target` is a `sip:` URI ivrpay can send to (its host an IP address: ivrpay
 /// does no DNS).
@@ -70,6 +72,44 @@ pub enum Mode {
     Ivr,
 }
 
+/// What the agent hears while the customer is in the IVR during a hand-off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentHold {
+    Silence,
+    /// The prompt set's `agent-hold` message, looped.
+    Announcement,
+}
+
+/// The IVR's settings: for the calls an IVR profile answers, and for hand-offs to the IVR on
+/// the calls any profile relays.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IvrSettings {
+    /// A directory of prompt WAVs used instead of the built-in set, file by file (a name
+    /// missing there comes from the built-in set). Relative to the profile file.
+    pub prompts: Option<PathBuf>,
+    /// The currency of an `X-Ivrpay-Amount` that comes without `X-Ivrpay-Currency`.
+    pub currency: String,
+    /// How long the caller has to press the first key once a prompt has finished.
+    pub first_digit_timeout: Duration,
+    /// When the INVITE names no amount, ask the caller for a payment request's reference
+    /// (else the call is told there is nothing to pay and ends).
+    pub payment_requests: bool,
+    /// What the agent hears during a hand-off.
+    pub agent_hold: AgentHold,
+}
+
+impl Default for IvrSettings {
+    fn default() -> Self {
+        IvrSettings {
+            prompts: None,
+            currency: "GBP".to_owned(),
+            first_digit_timeout: Duration::from_secs(10),
+            payment_requests: true,
+            agent_hold: AgentHold::Announcement,
+        }
+    }
+}
+
 /// A profile, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Profile {
@@ -101,6 +141,8 @@ pub struct Profile {
     pub max_calls: usize,
     /// The header that names the agent (read from the INVITE or the answer).
     pub agent_header: Option<String>,
+    /// The IVR (self-service calls of an IVR profile, hand-offs on relayed calls).
+    pub ivr: IvrSettings,
 }
 
 /// A profile file that cannot be used.
@@ -142,6 +184,8 @@ struct File {
     headers: HeadersSection,
     #[serde(default)]
     limits: LimitsSection,
+    #[serde(default)]
+    ivr: IvrSection,
 }
 
 #[derive(Deserialize)]
@@ -202,6 +246,54 @@ struct HeadersSection {
 #[serde(deny_unknown_fields)]
 struct LimitsSection {
     max_calls: Option<usize>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct IvrSection {
+    prompts: Option<String>,
+    currency: Option<String>,
+    first_digit_timeout_s: Option<u64>,
+    payment_requests: Option<bool>,
+    agent_hold: Option<String>,
+}
+
+impl IvrSection {
+    fn settings(self, origin: &str) -> Result<IvrSettings, String> {
+        let default = IvrSettings::default();
+        let currency = self.currency.unwrap_or(default.currency);
+        if currency.len() != 3 || !currency.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(format!("ivr.currency {currency:?}: expected an ISO 4217 code (GBP)"));
+        }
+        let first_digit_timeout = match self.first_digit_timeout_s {
+            None => default.first_digit_timeout,
+            Some(s @ 1..=120) => Duration::from_secs(s),
+            Some(_) => return Err("ivr.first_digit_timeout_s must be 1 to 120".into()),
+        };
+        let agent_hold = match self.agent_hold.as_deref() {
+            None | Some("announcement") => AgentHold::Announcement,
+            Some("silence") => AgentHold::Silence,
+            Some(other) => {
+                return Err(format!(
+                    "ivr.agent_hold {other:?}: expected \"announcement\" or \"silence\""
+                ));
+            }
+        };
+        let prompts = self.prompts.map(|dir| {
+            let dir = PathBuf::from(dir);
+            match Path::new(origin).parent() {
+                Some(base) if dir.is_relative() => base.join(dir),
+                _ => dir,
+            }
+        });
+        Ok(IvrSettings {
+            prompts,
+            currency,
+            first_digit_timeout,
+            payment_requests: self.payment_requests.unwrap_or(default.payment_requests),
+            agent_hold,
+        })
+    }
 }
 
 fn parse_listen(s: &str) -> Option<Listen> {
@@ -286,6 +378,7 @@ impl Profile {
             }
             Mode::Relay { targets: file.routing.targets }
         };
+        let ivr = file.ivr.settings(origin).map_err(invalid)?;
         Ok(Profile {
             name,
             listen,
@@ -305,6 +398,7 @@ impl Profile {
             strip_headers: file.headers.strip,
             max_calls: file.limits.max_calls.unwrap_or(10_000),
             agent_header: file.headers.agent,
+            ivr,
         })
     }
 
@@ -411,6 +505,34 @@ mod tests {
     fn the_shipped_profiles_parse() {
         let profiles = Profile::embedded();
         assert!(profiles.iter().any(|p| p.name == "default"));
+        // The IVR answers calls to `pay` on the default profile's addresses.
+        let ivr = profiles.iter().find(|p| p.name == "ivr").expect("ivr profile");
+        let default = profiles.iter().find(|p| p.name == "default").expect("default profile");
+        assert_eq!(ivr.mode, Mode::Ivr);
+        assert_eq!(ivr.match_user.as_deref(), Some("pay"));
+        assert_eq!(ivr.listen, default.listen);
+    }
+
+    #[test]
+    fn ivr_settings() {
+        let text = "listen = [\"udp:127.0.0.1:5060\"]\nmatch_user = \"pay\"\n[routing]\nivr = true\n\
+                    [ivr]\nprompts = \"voice\"\ncurrency = \"EUR\"\nfirst_digit_timeout_s = 7\n\
+                    payment_requests = false\nagent_hold = \"silence\"";
+        let p = Profile::from_toml(text, "/etc/ivrpay/profiles/pay.toml").expect("valid");
+        assert_eq!(p.mode, Mode::Ivr);
+        assert_eq!(
+            p.ivr,
+            IvrSettings {
+                prompts: Some(PathBuf::from("/etc/ivrpay/profiles/voice")),
+                currency: "EUR".into(),
+                first_digit_timeout: Duration::from_secs(7),
+                payment_requests: false,
+                agent_hold: AgentHold::Silence,
+            }
+        );
+        // A relay profile has the defaults (for hand-offs).
+        let relay = Profile::from_toml(EXAMPLE, "trunk.toml").expect("valid");
+        assert_eq!(relay.ivr, IvrSettings::default());
     }
 
     #[test]
@@ -435,6 +557,9 @@ mod tests {
                 "not a sip: URI",
             ),
             ("listen = [\"udp:127.0.0.1:5060\"]\nunknown = 1", "unknown"),
+            ("listen = [\"udp:127.0.0.1:5060\"]\n[ivr]\ncurrency = \"pounds\"", "ivr.currency"),
+            ("listen = [\"udp:127.0.0.1:5060\"]\n[ivr]\nagent_hold = \"music\"", "ivr.agent_hold"),
+            ("listen = [\"udp:127.0.0.1:5060\"]\n[ivr]\nfirst_digit_timeout_s = 0", "1 to 120"),
         ] {
             let err = Profile::from_toml(text, "p.toml").expect_err(text).to_string();
             assert!(err.contains(expected), "{text}: {err}");

@@ -275,6 +275,93 @@ pub fn rewrite(
     Ok(Bytes::from(out.to_string()))
 }
 
+/// ivrpay's own answer to an offer on a leg it terminates (an IVR call, no other leg): one
+/// codec (the profile's first that was offered), telephone-event when offered and allowed,
+/// the relay's address and port, the offer's direction answered (`sendonly` gets
+/// `recvonly`). Returns the body and the offerer's stream as the relay must use it (that
+/// codec only).
+pub fn answer(
+    offer: &SessionDescription,
+    local: &mut LocalSdp,
+    policy: &CodecPolicy,
+) -> Result<(Bytes, StreamInfo), SdpError> {
+    let mut info = stream_info(offer)?;
+    let chosen = policy
+        .codecs
+        .iter()
+        .copied()
+        .find(|c| info.codecs.iter().any(|(_, offered)| offered == c))
+        .ok_or(SdpError::NoCommonCodec)?;
+    info.codecs.retain(|(_, c)| *c == chosen);
+    info.codecs.truncate(1);
+    if !policy.telephone_event {
+        info.telephone_event = None;
+    }
+    let one = CodecPolicy { codecs: vec![chosen], telephone_event: policy.telephone_event };
+    let mut answered = offer.clone();
+    answered.direction = answered_direction(offer.direction);
+    if let Some(index) = audio_index(&answered) {
+        let media = &mut answered.media_descriptions[index];
+        media.direction = answered_direction(media.direction);
+        // Only the chosen payload type of that codec: the answer names what we send.
+        let keep = info.codecs.first().map(|(pt, _)| *pt);
+        let fmts: Vec<u8> = media
+            .media
+            .fmts
+            .iter()
+            .copied()
+            .filter(|pt| Some(*pt) == keep || payload_codec(media, *pt).is_none())
+            .collect();
+        media.media.fmts = fmts;
+    }
+    Ok((rewrite(&answered, local, &one)?, info))
+}
+
+/// The direction that answers `offered` (RFC 3264 §6.1).
+fn answered_direction(offered: Direction) -> Direction {
+    match offered {
+        Direction::SendOnly => Direction::RecvOnly,
+        Direction::RecvOnly => Direction::SendOnly,
+        other => other,
+    }
+}
+
+/// ivrpay's own offer on a leg it terminates, for an INVITE that came without one: the
+/// profile's codecs in its order and telephone-event 101, 20 ms packets, sendrecv.
+pub fn offer(local: &mut LocalSdp, policy: &CodecPolicy) -> Bytes {
+    use std::fmt::Write as _;
+    local.version += 1;
+    let ip = local.rtp.ip();
+    let family = if ip.is_ipv4() { "IP4" } else { "IP6" };
+    let static_pt = |c: Codec| match c {
+        Codec::Pcmu => 0u8,
+        Codec::Pcma => 8,
+    };
+    let mut fmts: Vec<String> = policy.codecs.iter().map(|c| static_pt(*c).to_string()).collect();
+    if policy.telephone_event {
+        fmts.push("101".into());
+    }
+    let mut out = String::with_capacity(256);
+    let _ = write!(
+        out,
+        "v=0\r\no=ivrpay {} {} IN {family} {ip}\r\ns=ivrpay\r\nc=IN {family} {ip}\r\nt=0 0\r\n\
+         m=audio {} RTP/AVP {}\r\n",
+        local.session_id,
+        local.version,
+        local.rtp.port(),
+        fmts.join(" ")
+    );
+    for codec in &policy.codecs {
+        let _ = write!(out, "a=rtpmap:{} {}/8000\r\n", static_pt(*codec), codec_name(*codec));
+    }
+    if policy.telephone_event {
+        out.push_str("a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\n");
+    }
+    let _ =
+        write!(out, "a=rtcp:{}\r\na=ptime:20\r\na=sendrecv\r\n", local.rtp.port().wrapping_add(1));
+    Bytes::from(out)
+}
+
 /// The same m-line refused (port 0), as an answer must keep every line of the offer.
 fn rejected(media: &MediaDescription) -> MediaDescription {
     MediaDescription::rejected(media.media.media_type)

@@ -17,6 +17,11 @@ pub(crate) const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE"
 /// The header that tells the contact centre which ivrpay call this is.
 pub(crate) const CALL_ID_HEADER: &str = "X-Ivrpay-Call-Id";
 
+/// What the router tells the IVR about the payment of a self-service call.
+pub(crate) const AMOUNT_HEADER: &str = "X-Ivrpay-Amount";
+pub(crate) const CURRENCY_HEADER: &str = "X-Ivrpay-Currency";
+pub(crate) const CUSTOMER_HEADER: &str = "X-Ivrpay-Customer";
+
 /// A response to `request`: its Vias, From, Call-ID and CSeq, its To with our tag.
 pub(crate) fn response(request: &Headers, code: u16, to_tag: Option<&str>) -> Response {
     let mut headers = Headers::with_capacity(8);

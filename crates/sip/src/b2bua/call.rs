@@ -103,6 +103,8 @@ pub(crate) struct Call {
     /// Deadlines: no response at all from the current target; no answer at all.
     pub(crate) failover_at: Option<Instant>,
     pub(crate) ring_until: Option<Instant>,
+    /// An IVR call whose 2xx carried our offer: the customer's ACK brings the answer.
+    pub(crate) awaiting_answer: bool,
 }
 
 impl Call {

@@ -4,6 +4,7 @@
 
 mod build;
 mod call;
+mod ivr;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -19,6 +20,7 @@ use ivrpay_dtmf::Digit;
 
 use self::build::{ALLOW, CALL_ID_HEADER, RequestParts};
 use self::call::{Call, Dialog, HeldAck, Phase};
+pub use self::ivr::IvrParams;
 use crate::media::{CallId, Leg, MediaControl, MediaSettings};
 use crate::message::{self, Essentials, Message, ParseError, Request, Response};
 use crate::profile::{Mode, Profile};
@@ -49,6 +51,8 @@ pub enum EndReason {
     NoAnswer,
     /// ivrpay ended it (shutdown, unacknowledged answer, failure).
     Terminated,
+    /// The application hung up ([`Core::hangup`]): an IVR call that has finished.
+    Finished,
 }
 
 /// What happens to calls, for the rest of ivrpay (capture, feed, webhooks).
@@ -65,6 +69,9 @@ pub enum CallEvent {
         called: String,
         /// The agent, when the router named one on the INVITE.
         agent: Option<String>,
+        /// Set when an IVR profile took the call: ivrpay answers it itself (no agent leg),
+        /// with what the router's `X-Ivrpay-*` headers said about the payment.
+        ivr: Option<IvrParams>,
     },
     Answered {
         call: CallId,
@@ -440,6 +447,10 @@ impl<M: MediaControl> Core<M> {
             self.on_bye(now, id, key, leg, &request);
         } else if method == Method::INFO && leg == Leg::Customer && is_dtmf_info(&request) {
             self.on_info_digit(now, id, key, &request);
+        } else if (method == Method::INVITE || method == Method::UPDATE || method == Method::INFO)
+            && self.is_ivr(key)
+        {
+            self.answer_in_dialog(now, id, key, request);
         } else if method == Method::INVITE || method == Method::UPDATE || method == Method::INFO {
             self.relay_in_dialog(now, id, key, leg, request);
         } else if is_known(&method) {
@@ -483,8 +494,6 @@ impl<M: MediaControl> Core<M> {
             Some(482) // it has been through an ivrpay already
         } else if headers.get_raw(&Name::REQUIRE).next().is_some() {
             Some(420) // no extension is supported (100rel, timer, ...)
-        } else if matches!(profile.mode, Mode::Ivr) {
-            Some(480) // self-service IVR is not in this build
         } else {
             None
         };
@@ -544,7 +553,7 @@ impl<M: MediaControl> Core<M> {
             mask_mode: profile.mask_mode,
             lookahead_ms: profile.lookahead_ms,
             latching: profile.latching,
-            customer_only: false,
+            customer_only: matches!(profile.mode, Mode::Ivr),
         };
         let media = match self.media.open(&call, &settings) {
             Ok(media) => media,
@@ -584,6 +593,7 @@ impl<M: MediaControl> Core<M> {
         }
         let key = self.next_key;
         self.next_key += 1;
+        let ivr = matches!(profile.mode, Mode::Ivr).then(|| IvrParams::from_headers(headers));
         self.events.push_back(CallEvent::Started {
             call: call.clone(),
             sip_call_id: essentials.call_id.to_string(),
@@ -591,6 +601,7 @@ impl<M: MediaControl> Core<M> {
             caller: uri_only(essentials.from.as_str()),
             called: uri_only(essentials.to.as_str()),
             agent: agent_name.clone(),
+            ivr: ivr.clone(),
         });
         let ring_until = now + profile.ring_timeout;
         self.calls_per_profile[profile_index] += 1;
@@ -619,8 +630,13 @@ impl<M: MediaControl> Core<M> {
                 agent_name,
                 failover_at: None,
                 ring_until: Some(ring_until),
+                awaiting_answer: false,
             },
         );
+        if ivr.is_some() {
+            self.answer_locally(now, key);
+            return;
+        }
         self.schedule(key, ring_until, CallTimer::Ring);
         self.start_attempt(now, key, 0);
     }
@@ -947,6 +963,10 @@ impl<M: MediaControl> Core<M> {
     fn on_ack(&mut self, now: Instant, request: Request, essentials: Essentials) {
         let Some((key, leg)) = self.call_by_dialog(&essentials.call_id) else { return };
         let Some(call) = self.calls.get_mut(&key) else { return };
+        if call.awaiting_answer {
+            self.ivr_ack(key, &request);
+            return;
+        }
         let Some(held) = call.held_ack.clone() else { return };
         if held.leg == leg {
             return;

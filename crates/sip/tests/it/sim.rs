@@ -28,6 +28,7 @@ pub fn addr(s: &str) -> SocketAddr {
 #[derive(Debug, Default)]
 pub struct Recorder {
     pub opened: Vec<CallId>,
+    pub settings: Vec<MediaSettings>,
     pub updates: Vec<(CallId, Leg, StreamInfo)>,
     pub closed: Vec<CallId>,
     pub next_port: u16,
@@ -44,6 +45,7 @@ impl MediaControl for Recorder {
             return Err(MediaUnavailable("no ports".into()));
         }
         self.opened.push(call.clone());
+        self.settings.push(settings.clone());
         let base = 30000 + self.next_port;
         self.next_port += 4;
         Ok(MediaPorts {
@@ -88,8 +90,16 @@ impl Sim {
     }
 
     pub fn with_profile(text: &str) -> Sim {
-        let profile = Profile::from_toml(text, "test.toml").expect("profile");
-        let config = CoreConfig { profiles: vec![profile], timers: Timers::default(), seed: 7 };
+        Sim::with_profiles(&[text])
+    }
+
+    pub fn with_profiles(texts: &[&str]) -> Sim {
+        let profiles = texts
+            .iter()
+            .enumerate()
+            .map(|(i, text)| Profile::from_toml(text, &format!("test{i}.toml")).expect("profile"))
+            .collect();
+        let config = CoreConfig { profiles, timers: Timers::default(), seed: 7 };
         #[allow(
             clippy::disallowed_methods,
             reason = "the simulation's epoch; time then only moves by advance()"
