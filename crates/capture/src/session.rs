@@ -242,6 +242,30 @@ impl Session {
         }
     }
 
+    /// The caller has just been prompted for `field` (attempt `attempt`, from
+    /// [`Event::Capturing`]): the field fails with `input-timeout` unless its first key comes
+    /// within `timeout`. An IVR opens its sessions without `first_digit_timeout` and calls
+    /// this when the prompt has finished playing, so that the caller's time starts when the
+    /// prompt ends (prompts differ in length; a field starts while its prompt plays). Does
+    /// nothing and returns false when that field and attempt are no longer current, or a key
+    /// of it was typed already (the inter-digit timer runs then).
+    pub fn start_first_digit_timer(
+        &mut self,
+        now: Instant,
+        field: Field,
+        attempt: u8,
+        timeout: std::time::Duration,
+    ) -> bool {
+        if self.phase != Phase::Entering(field) || self.attempt(field) != attempt {
+            return false;
+        }
+        if !self.entry.is_empty() {
+            return false;
+        }
+        self.deadline = Some(now + timeout);
+        true
+    }
+
     /// The agent asks for `field` (again): whatever was captured for it is discarded and the
     /// next digits go there. A field being typed is abandoned.
     pub fn capture(&mut self, now: Instant, field: Field) -> Result<(), SessionError> {

@@ -17,6 +17,7 @@ use tracing::{error, warn};
 
 use crate::error::ServiceError;
 use crate::flow::{self, Finished};
+use crate::observe::{Observers, SessionUpdate};
 use crate::service::{Context, IncomingCall};
 use crate::view::{self, Fields, PaymentView, Status};
 
@@ -50,6 +51,13 @@ pub(crate) enum Command {
     Cancel(SessionId, Reply<PaymentView>),
     View(SessionId, oneshot::Sender<Option<PaymentView>>),
     Ended(String),
+    Observe(mpsc::UnboundedSender<SessionUpdate>),
+    /// An IVR has prompted for a field: its first-digit timer starts now.
+    Prompted {
+        field: Field,
+        attempt: u8,
+        timeout: std::time::Duration,
+    },
 }
 
 /// The payment session of a call.
@@ -116,6 +124,7 @@ pub(crate) struct CallTask {
     commands: mpsc::UnboundedReceiver<Command>,
     session: Option<Active>,
     ended: bool,
+    observers: Observers,
 }
 
 impl CallTask {
@@ -124,7 +133,14 @@ impl CallTask {
         call: CallId,
         commands: mpsc::UnboundedReceiver<Command>,
     ) -> CallTask {
-        CallTask { ctx, call, commands, session: None, ended: false }
+        CallTask {
+            ctx,
+            call,
+            commands,
+            session: None,
+            ended: false,
+            observers: Observers::default(),
+        }
     }
 
     /// Records the call, then handles its commands until it ends.
@@ -211,16 +227,33 @@ impl CallTask {
             }
             Command::Complete(id, reply) => {
                 let result = self.complete(&id).await;
+                self.changed(&result);
                 let _ = reply.send(result);
             }
             Command::Cancel(id, reply) => {
-                let _ = reply.send(self.cancel(&id).await);
+                let result = self.cancel(&id).await;
+                self.changed(&result);
+                let _ = reply.send(result);
             }
             Command::View(id, reply) => {
                 let view = self.session.as_ref().filter(|s| s.record.id == id).map(Active::view);
                 let _ = reply.send(view);
             }
             Command::Ended(reason) => self.end(&reason).await,
+            Command::Observe(observer) => self.observers.add(observer),
+            Command::Prompted { field, attempt, timeout } => {
+                let now = self.ctx.clock.instant();
+                if let Some(capture) = self.session.as_mut().and_then(|s| s.capture.as_mut()) {
+                    capture.start_first_digit_timer(now, field, attempt, timeout);
+                }
+            }
+        }
+    }
+
+    /// Tells the observers where a session stands after `complete` or `cancel`.
+    fn changed(&mut self, result: &Result<PaymentView, ServiceError>) {
+        if let Ok(view) = result {
+            self.observers.send(|| SessionUpdate::Changed(Box::new(view.clone())));
         }
     }
 
@@ -423,6 +456,7 @@ impl CallTask {
         let session = active.record.id.clone();
         let mut events = Vec::new();
         while let Some(event) = capture.poll_event() {
+            self.observers.send(|| SessionUpdate::Capture(event.clone()));
             let (event_type, payload) = match event {
                 Event::Capturing { field, attempt } => {
                     active.fields.started(field, attempt);

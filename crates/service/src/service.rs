@@ -16,6 +16,7 @@ use crate::call::{CallTask, Command, OpenPayment};
 use crate::clock::Clock;
 use crate::error::ServiceError;
 use crate::feed::Feed;
+use crate::observe::SessionUpdate;
 use crate::refund::{self, RefundPayment};
 use crate::view::{self, PaymentView};
 
@@ -145,6 +146,12 @@ impl Service {
         &self.ctx.feed
     }
 
+    /// The longest pause between two digits of a field (an IVR uses it for what callers
+    /// type to it directly, such as a payment reference).
+    pub fn inter_digit_timeout(&self) -> Duration {
+        self.ctx.config.inter_digit_timeout
+    }
+
     fn calls(&self) -> MutexGuard<'_, HashMap<CallId, mpsc::UnboundedSender<Command>>> {
         // A poisoned lock means a panic while holding it; the map is still whole.
         self.calls.lock().unwrap_or_else(|e| e.into_inner())
@@ -197,6 +204,30 @@ impl Service {
         if let Some(tx) = self.calls().get(call) {
             let _ = tx.send(Command::Digit(digit));
         }
+    }
+
+    /// Follows the payment sessions of a call in progress from inside the process (the IVR
+    /// drives its prompts from this): every capture event of the call's open session, and
+    /// each session's view after `complete` or `cancel`. Subscribe before opening a session
+    /// to see all of its events. The channel closes when the call's task ends.
+    ///
+    /// # Errors
+    /// [`ServiceError::CallEnded`] when the call is not in progress.
+    pub fn observe(
+        &self,
+        call: &CallId,
+    ) -> Result<mpsc::UnboundedReceiver<SessionUpdate>, ServiceError> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        self.send(call, Command::Observe(tx))?;
+        Ok(rx)
+    }
+
+    /// An IVR has finished prompting the caller for `field` (attempt `attempt`, as the
+    /// capture's `Capturing` event said): the field fails with `input-timeout` unless its
+    /// first key comes within `timeout`. IVR sessions are opened without
+    /// `first_digit_timeout`, so the caller's time starts when the prompt ends.
+    pub fn prompted(&self, call: &CallId, field: Field, attempt: u8, timeout: Duration) {
+        let _ = self.send(call, Command::Prompted { field, attempt, timeout });
     }
 
     fn send(&self, call: &CallId, command: Command) -> Result<(), ServiceError> {

@@ -97,3 +97,35 @@ fn captured_fields_stop_the_timer() {
     h.wait(Duration::from_secs(60));
     assert_eq!(h.errors(), []);
 }
+
+#[test]
+fn an_ivr_starts_the_first_digit_timer_when_its_prompt_ends() {
+    // No first-digit timeout in the config: the IVR starts it after each prompt.
+    let mut h = Harness::new(config(100));
+    assert_eq!(h.session.poll_timeout(), None);
+    // A 7 s prompt plays; the caller then has 10 s.
+    h.wait(Duration::from_secs(7));
+    let now = h.now;
+    let ten = Duration::from_secs(10);
+    assert!(h.session.start_first_digit_timer(now, Field::CardNumber, 1, ten));
+    assert_eq!(h.session.poll_timeout(), Some(now + ten));
+    h.wait(ten);
+    assert_eq!(h.errors(), [(Field::CardNumber, CaptureError::InputTimeout)]);
+    // The second attempt waits for the error prompt and the field prompt to finish: a
+    // timer for the first attempt, another field, or a field already typed into is refused.
+    assert_eq!(h.session.poll_timeout(), None);
+    let now = h.now;
+    assert!(!h.session.start_first_digit_timer(now, Field::CardNumber, 1, ten));
+    assert!(!h.session.start_first_digit_timer(now, Field::Expiry, 1, ten));
+    h.keys("42");
+    let now = h.now;
+    assert!(!h.session.start_first_digit_timer(now, Field::CardNumber, 2, ten));
+    assert_eq!(h.session.poll_timeout(), Some(now + Duration::from_secs(5)), "inter-digit");
+    // A key cancels the first-digit timer in favour of the inter-digit one.
+    h.keys("*");
+    let now = h.now;
+    assert_eq!(h.session.poll_timeout(), None);
+    assert!(h.session.start_first_digit_timer(now, Field::CardNumber, 2, ten));
+    h.keys("4");
+    assert_eq!(h.session.poll_timeout(), Some(h.now + Duration::from_secs(5)));
+}
