@@ -53,6 +53,7 @@ mod error;
 mod events;
 mod id;
 mod ledger;
+mod payment_requests;
 mod payments;
 mod refunds;
 mod sessions;
@@ -76,6 +77,7 @@ pub use id::{
 };
 pub use ivrpay_card::{Currency, IdempotencyKey, Money, TokenType};
 pub use ledger::{LedgerLine, NewLedgerEntry, NewLedgerLine};
+pub use payment_requests::{NewPaymentRequest, PaymentRequestRecord, PaymentRequestStatus};
 pub use payments::{
     BegunPayment, CardSummary, NewPayment, OptId, PaymentOutcome, PaymentRecord, PaymentStatus,
     PendingPayment,

@@ -9,11 +9,13 @@
 //! - `refunds`: partial, full, over-refund and racing refunds;
 //! - `deliveries`: claiming, leases, disjoint concurrent claims;
 //! - `sync_rows`: per-payment order, attempts and alerts, replay, webhook secrets, journal;
+//! - `payment_requests`: IVR payment requests claimed by one call, released, expired, paid;
 //! - `admin`: API key hashes, the append-only audit log, the vault's rows, the schema.
 
 mod admin;
 mod deliveries;
 mod feed;
+mod payment_requests;
 mod payments;
 mod refunds;
 mod support;
