@@ -22,8 +22,9 @@ export DATABASE_URL=${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test}
 step "Debian packages"
 # postgresql-client: pg_dump, for the vault suite's scan of a database dump for clear PANs.
 # sip-tester: SIPp and its RFC 2833 pcaps, the customer and agent of the ivrpay serve suites.
+# chromium: the headless browser the agent-desktop test drives over the DevTools protocol.
 packages=(sox multimon-ng libspandsp-dev asterisk-core-sounds-en-wav asterisk-moh-opsound-wav
-  postgresql-client sip-tester)
+  postgresql-client sip-tester chromium)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -40,8 +41,10 @@ step "Python packages"
 # localstripe: the fake Stripe the payments suite contract-tests the Stripe connector against.
 # standardwebhooks: the independent signature verifier of the sync suite's webhook receiver.
 # aiosmtpd: the SMTP server the sync suite sends receipts to.
+# openapi-spec-validator: the independent check of the API's OpenAPI document.
 python=${IVRPAY_PYTHON:-python3}
-for pkg in localstripe:localstripe standardwebhooks:standardwebhooks aiosmtpd:aiosmtpd; do
+for pkg in localstripe:localstripe standardwebhooks:standardwebhooks aiosmtpd:aiosmtpd \
+  openapi_spec_validator:openapi-spec-validator; do
   module=${pkg%%:*} name=${pkg#*:}
   if ! "$python" -c "import $module" >/dev/null 2>&1; then
     "$python" -m pip install -q "$name" 2>/dev/null ||
@@ -50,7 +53,7 @@ for pkg in localstripe:localstripe standardwebhooks:standardwebhooks aiosmtpd:ai
   "$python" -c "import $module" || { echo "cannot install $name for $python" >&2; exit 1; }
 done
 export IVRPAY_PYTHON=$python
-echo "ok: localstripe standardwebhooks aiosmtpd"
+echo "ok: localstripe standardwebhooks aiosmtpd openapi-spec-validator"
 
 step "Reference DTMF decoders"
 if [ ! -x "$shared/tools/ref-dtmf/build.sh" ]; then
@@ -77,5 +80,5 @@ if ! cargo test --workspace --locked -- --nocapture >"$work/test.log" 2>&1; then
   exit 1
 fi
 # The figures the suites print (accuracy, talk-off, leak), then the summary lines.
-grep -E '^(digit |offset |dial tone|S/N |shortest|start/end|talk-off|leak sweep|relay leak)' "$work/test.log" || true
+grep -E '^(digit |offset |dial tone|S/N |shortest|start/end|talk-off|leak sweep|relay leak|desktop)' "$work/test.log" || true
 grep -E '^test result' "$work/test.log" | awk '{p+=$4; f+=$6} END {print "tests: " p " passed, " f " failed"}'

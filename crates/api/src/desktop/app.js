@@ -91,6 +91,8 @@ async function signIn(key) {
   $('desk').hidden = false;
   await loadCalls();
   connect();
+  // The sign-in form is gone: focus the desk (the first action, or the page itself).
+  if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
   $('take-payment').focus();
 }
 
@@ -373,6 +375,7 @@ function log(event) {
   const d = event.data || {};
   const field = FIELDS.find(([n]) => n === d.field);
   let text = DESCRIBE[event.type] || event.type;
+  if (d.ready) text = 'All details captured';
   if (field) text += `: ${field[1]}`;
   if (d.error) text += ` (${ERRORS[d.error] || d.error})`;
   const li = document.createElement('li');

@@ -230,6 +230,16 @@ pub struct Ivrpay {
 
 impl Ivrpay {
     pub fn start(dir: &Path, profile: &ProfileSpec, shutdown_grace_s: u32) -> Ivrpay {
+        Ivrpay::start_with_env(dir, profile, shutdown_grace_s, &[])
+    }
+
+    /// As [`Ivrpay::start`], with extra environment variables.
+    pub fn start_with_env(
+        dir: &Path,
+        profile: &ProfileSpec,
+        shutdown_grace_s: u32,
+        env: &[(&str, &str)],
+    ) -> Ivrpay {
         let profiles = dir.join("profiles");
         std::fs::create_dir_all(&profiles).expect("profiles dir");
         std::fs::write(profiles.join("default.toml"), profile.toml()).expect("profile");
@@ -245,6 +255,7 @@ impl Ivrpay {
             .args(["--shutdown-grace", &shutdown_grace_s.to_string()])
             .env("NO_COLOR", "1")
             .env("IVRPAY_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -289,11 +300,24 @@ impl Ivrpay {
 
     /// An HTTP GET; returns (status, body).
     pub fn get(&self, path: &str) -> (u16, String) {
+        self.get_with_header(path, "")
+    }
+
+    /// An HTTP GET with an API key (`Authorization: Bearer`).
+    pub fn get_with_key(&self, path: &str, key: &str) -> (u16, String) {
+        self.get_with_header(path, &format!("Authorization: Bearer {key}\r\n"))
+    }
+
+    fn get_with_header(&self, path: &str, header: &str) -> (u16, String) {
         let mut stream = TcpStream::connect_timeout(&self.http, Duration::from_secs(2))
             .unwrap_or_else(|e| panic!("HTTP connect {}: {e}", self.http));
         stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
-        write!(stream, "GET {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.http)
-            .expect("HTTP request");
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {}\r\n{header}Connection: close\r\n\r\n",
+            self.http
+        )
+        .expect("HTTP request");
         let mut response = String::new();
         stream.read_to_string(&mut response).expect("HTTP response");
         let status = response

@@ -13,12 +13,16 @@
 //!   independent decoders nothing, no telephone-event reaches it, ivrpay counts every key;
 //! - `malformed`: a corpus of broken SIP over UDP and TCP while calls run;
 //! - `shutdown`: SIGTERM lets the call in progress finish and refuses new ones;
-//! - `keys_cli`: `ivrpay keys rotate|retire` on a data directory a vault has used.
+//! - `keys_cli`: `ivrpay keys rotate|retire` on a data directory a vault has used;
+//! - `desktop`: the agent desktop in headless Chromium on a real call: the customer keys a
+//!   card as in-band DTMF, the page shows masked progress and the result; no card data in
+//!   the DOM or the feed.
 //!
 //! `harness` starts and bounds the processes (SIPp from Debian's `sip-tester`; the scenarios
 //! are `benches/sipp/*.xml`).
 
 mod calls;
+mod desktop;
 mod digits;
 mod dtmf_cli;
 mod harness;
