@@ -20,11 +20,10 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, Postgres, Sqlite, Transaction};
-
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use sqlx::{AssertSqlSafe, ConnectOptions, Postgres, Transaction};
 
 use crate::error::StoreError;
+use crate::group_commit::{SqliteTx, Writer};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -88,8 +87,8 @@ impl StoreConfig {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) backend: Backend,
-    /// Serialises SQLite writers in this process (see [`Tx`]).
-    writer: Arc<Mutex<()>>,
+    /// SQLite's one writer connection, with group commit (see [`crate::group_commit`]).
+    writer: Option<Arc<Writer>>,
 }
 
 #[derive(Debug, Clone)]
@@ -110,11 +109,12 @@ pub enum BackendKind {
 
 /// An open write transaction on either backend. Dropping it without commit rolls back.
 ///
-/// On SQLite it also holds the store's writer lock: SQLite admits one writer at a time, and
-/// queueing writers here (fairly, without polling) is far cheaper than letting them collide
-/// on the file lock, where SQLite's busy handler makes the losers sleep for milliseconds.
+/// On SQLite it is a savepoint on the store's one writer connection, committed in a group
+/// (see [`crate::group_commit`]): SQLite admits one writer at a time, and queueing writers
+/// here (fairly, without polling) is far cheaper than letting them collide on the file lock,
+/// where SQLite's busy handler makes the losers sleep for milliseconds.
 pub(crate) enum Tx {
-    Sqlite(Transaction<'static, Sqlite>, OwnedMutexGuard<()>),
+    Sqlite(SqliteTx),
     Postgres(Transaction<'static, Postgres>),
 }
 
@@ -123,7 +123,7 @@ pub(crate) enum Tx {
 macro_rules! on_tx {
     ($tx:expr, $c:ident => $body:expr) => {
         match $tx {
-            $crate::backend::Tx::Sqlite($c, _) => $body,
+            $crate::backend::Tx::Sqlite($c) => $body,
             $crate::backend::Tx::Postgres($c) => $body,
         }
     };
@@ -139,13 +139,24 @@ macro_rules! on_pool {
     };
 }
 
-/// Runs a single-statement write `$body` (`$p` bound to the pool, as in [`on_pool!`]) that
-/// commits by itself. On SQLite it holds the writer lock meanwhile (see [`Tx`]); a
-/// transaction would cost two more round trips for nothing.
+/// Runs a single-statement write `$body` (`$p` bound to the executor, as in [`on_pool!`]).
+/// On PostgreSQL it commits by itself on a pooled connection (a transaction would cost two
+/// more round trips for nothing); on SQLite it is a transaction on the writer connection,
+/// committed with its group (see [`Tx`]).
 macro_rules! write_one {
     ($store:expr, $p:ident => $body:expr) => {{
-        let _writer = $store.write_lock().await;
-        $crate::backend::on_pool!($store, $p => $body)
+        match &$store.backend {
+            $crate::backend::Backend::Sqlite(_) => {
+                let mut tx = $store.begin_sqlite().await?;
+                let result = {
+                    let $p = &mut *tx;
+                    $body
+                };
+                tx.commit().await?;
+                result
+            }
+            $crate::backend::Backend::Postgres($p) => $body,
+        }
     }};
 }
 
@@ -154,7 +165,7 @@ pub(crate) use {on_pool, on_tx, write_one};
 impl Tx {
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
         match self {
-            Self::Sqlite(tx, _writer) => tx.commit().await?,
+            Self::Sqlite(tx) => tx.commit().await?,
             Self::Postgres(tx) => tx.commit().await?,
         }
         Ok(())
@@ -202,10 +213,15 @@ impl Store {
             // than fail half-way through a transaction.
             .busy_timeout(Duration::from_secs(10))
             // Deleted vault rows are overwritten, not left readable in free pages.
-            .pragma("secure_delete", "ON");
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
+            .pragma("secure_delete", "ON")
+            // Each transaction is a savepoint of a group commit (see group_commit.rs): keep
+            // the savepoints' sub-journals in memory, not in temporary files.
+            .pragma("temp_store", "MEMORY");
+        let pool =
+            SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
-        Ok(Self { backend: Backend::Sqlite(pool), writer: Arc::new(Mutex::new(())) })
+        let writer = Writer::new(options.connect().await?);
+        Ok(Self { backend: Backend::Sqlite(pool), writer: Some(Arc::new(writer)) })
     }
 
     async fn open_postgres(
@@ -232,7 +248,7 @@ impl Store {
         let pool =
             PgPoolOptions::new().max_connections(max_connections).connect_with(options).await?;
         POSTGRES_MIGRATIONS.run(&pool).await?;
-        Ok(Self { backend: Backend::Postgres(pool), writer: Arc::new(Mutex::new(())) })
+        Ok(Self { backend: Backend::Postgres(pool), writer: None })
     }
 
     /// The engine behind this store.
@@ -244,28 +260,28 @@ impl Store {
         }
     }
 
-    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
-    /// IMMEDIATE`), so two writers never deadlock upgrading read locks.
+    /// Starts a write transaction. On SQLite its batch holds the write lock from the start
+    /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading read locks.
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
         Ok(match &self.backend {
-            Backend::Sqlite(pool) => {
-                let writer = Arc::clone(&self.writer).lock_owned().await;
-                Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?, writer)
-            }
+            Backend::Sqlite(_) => Tx::Sqlite(self.begin_sqlite().await?),
             Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
 
-    /// The SQLite writer lock, for a write outside a transaction; `None` on PostgreSQL.
-    pub(crate) async fn write_lock(&self) -> Option<OwnedMutexGuard<()>> {
-        match self.backend {
-            Backend::Sqlite(_) => Some(Arc::clone(&self.writer).lock_owned().await),
-            Backend::Postgres(_) => None,
+    /// A write transaction on the SQLite writer.
+    pub(crate) async fn begin_sqlite(&self) -> Result<SqliteTx, StoreError> {
+        match &self.writer {
+            Some(writer) => writer.begin().await,
+            None => Err(StoreError::Config("a SQLite transaction on a PostgreSQL store")),
         }
     }
 
     /// Closes every pooled connection (and, on SQLite, checkpoints the WAL).
     pub async fn close(&self) {
+        if let Some(writer) = &self.writer {
+            writer.close().await;
+        }
         match &self.backend {
             Backend::Sqlite(pool) => pool.close().await,
             Backend::Postgres(pool) => pool.close().await,

@@ -163,7 +163,7 @@ impl Store {
                 .bind(limit)
                 .fetch_all(&mut **c)
                 .await?,
-                Tx::Sqlite(c, _) => sqlx::query_scalar(AssertSqlSafe(format!(
+                Tx::Sqlite(c) => sqlx::query_scalar(AssertSqlSafe(format!(
                     "UPDATE deliveries SET status = 'sending', lease_until_ms = $2, attempts = attempts + 1,
                          updated_at_ms = $1
                      WHERE id IN (SELECT d.id FROM deliveries d WHERE {candidates} LIMIT $3)
@@ -191,7 +191,7 @@ impl Store {
                 .fetch_all(&mut **c)
                 .await?
             }
-            Tx::Sqlite(c, _) => {
+            Tx::Sqlite(c) => {
                 sqlx::query_as(concat!(
                     "SELECT ",
                     claimed_columns!(),

@@ -163,7 +163,7 @@ impl Store {
             .bind(&batch)
             .fetch_all(&mut **c)
             .await?,
-            Tx::Sqlite(c, _) => sqlx::query_as(
+            Tx::Sqlite(c) => sqlx::query_as(
                 "UPDATE deliveries SET status = j.status,
                      next_attempt_at_ms = COALESCE(j.next, deliveries.next_attempt_at_ms),
                      last_error = j.error, last_status = j.http, lease_until_ms = NULL, updated_at_ms = j.ended
@@ -213,7 +213,7 @@ impl Store {
             .execute(&mut **c)
             .await?
             .rows_affected(),
-            Tx::Sqlite(c, _) => sqlx::query(
+            Tx::Sqlite(c) => sqlx::query(
                 "INSERT INTO delivery_attempts (delivery_id, tenant_id, attempt, outcome,
                      response_status, response_body, error, started_at_ms, ended_at_ms)
                  SELECT value ->> '$.id', value ->> '$.tenant', value ->> '$.attempt',

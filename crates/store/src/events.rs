@@ -220,7 +220,7 @@ pub(crate) async fn emit(
             .fetch_optional(&mut **c)
             .await?
         }
-        Tx::Sqlite(c, _) => {
+        Tx::Sqlite(c) => {
             let seq: Option<i64> = sqlx::query_scalar(
                 "UPDATE tenants SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
             )
@@ -258,7 +258,7 @@ pub(crate) async fn emit(
              WHERE s.tenant_id = $1 AND s.enabled
                AND ((s.event_types ? '*' AND $3 NOT LIKE 'delivery.%') OR s.event_types ? $3)"
         }
-        Tx::Sqlite(..) => {
+        Tx::Sqlite(_) => {
             "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
                                      next_attempt_at_ms, created_at_ms, updated_at_ms,
                                      order_key, event_seq)
@@ -289,6 +289,93 @@ pub(crate) async fn emit(
         created_at: now,
     };
     Ok(event)
+}
+
+/// Writes several events and their deliveries inside `tx` in three statements whatever their
+/// number (the sequence bump, the outbox rows, the deliveries), in the order given.
+async fn emit_many(
+    tx: &mut Tx,
+    tenant: &TenantId,
+    events: &[FeedEvent],
+    now: Timestamp,
+) -> Result<Vec<EventRecord>, StoreError> {
+    let count = i64::try_from(events.len()).map_err(|_| StoreError::Config("too many events"))?;
+    let last: Option<i64> = on_tx!(tx, c => sqlx::query_scalar(
+        "UPDATE tenants SET event_seq = event_seq + $2 WHERE id = $1 RETURNING event_seq",
+    )
+    .bind(tenant.as_str())
+    .bind(count)
+    .fetch_optional(&mut **c)
+    .await?);
+    let last = last.ok_or(StoreError::NotFound { kind: "tenant" })?;
+    let records: Vec<EventRecord> = events
+        .iter()
+        .zip(last - count + 1..)
+        .map(|(event, seq)| EventRecord {
+            id: EventId::generate(now),
+            tenant_id: tenant.clone(),
+            seq,
+            event_type: event.event_type,
+            subject_id: event.subject_id.clone(),
+            payload: event.payload.clone(),
+            created_at: now,
+        })
+        .collect();
+    // The rows as one JSON array: one bind, the same statement for any number of events.
+    let rows: Vec<Value> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id.as_str(),
+                "seq": r.seq,
+                "type": r.event_type.as_str(),
+                "subject": r.subject_id,
+                "payload": r.payload,
+                "order_key": order_key(r.event_type, &r.subject_id, &r.payload),
+            })
+        })
+        .collect();
+    let rows = Json(Value::from(rows));
+    let (outbox, deliveries) = match tx {
+        Tx::Postgres(_) => (
+            "INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload, created_at_ms)
+             SELECT e->>'id', $1, (e->>'seq')::bigint, e->>'type', e->>'subject', e->'payload', $2
+             FROM jsonb_array_elements($3) e",
+            "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
+                                     next_attempt_at_ms, created_at_ms, updated_at_ms,
+                                     order_key, event_seq)
+             SELECT 'dlv_' || replace(gen_random_uuid()::text, '-', ''), $1, e->>'id', s.id,
+                    'pending', 0, $2, $2, $2, e->>'order_key', (e->>'seq')::bigint
+             FROM jsonb_array_elements($3) e JOIN sinks s ON s.tenant_id = $1 AND s.enabled
+             WHERE (s.event_types ? '*' AND e->>'type' NOT LIKE 'delivery.%')
+                OR s.event_types ? (e->>'type')",
+        ),
+        Tx::Sqlite(_) => (
+            "INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload, created_at_ms)
+             SELECT e.value ->> '$.id', $1, e.value ->> '$.seq', e.value ->> '$.type',
+                    e.value ->> '$.subject', e.value -> '$.payload', $2
+             FROM json_each($3) e",
+            "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
+                                     next_attempt_at_ms, created_at_ms, updated_at_ms,
+                                     order_key, event_seq)
+             SELECT 'dlv_' || lower(hex(randomblob(16))), $1, e.value ->> '$.id', s.id,
+                    'pending', 0, $2, $2, $2, e.value ->> '$.order_key', e.value ->> '$.seq'
+             FROM json_each($3) e JOIN sinks s ON s.tenant_id = $1 AND s.enabled
+             WHERE EXISTS (SELECT 1 FROM json_each(s.event_types) j
+                           WHERE j.value = e.value ->> '$.type'
+                              OR (j.value = '*' AND e.value ->> '$.type' NOT LIKE 'delivery.%'))",
+        ),
+    };
+    for sql in [outbox, deliveries] {
+        on_tx!(tx, c => sqlx::query(sql)
+            .bind(tenant.as_str())
+            .bind(now.unix_ms())
+            .bind(&rows)
+            .execute(&mut **c)
+            .await?
+            .rows_affected());
+    }
+    Ok(records)
 }
 
 /// A feed-only event to record (see [`EventType::is_feed_only`]).
@@ -324,20 +411,7 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut tx = self.begin().await?;
-        let mut written = Vec::with_capacity(events.len());
-        for event in events {
-            written.push(
-                emit(
-                    &mut tx,
-                    tenant,
-                    event.event_type,
-                    &event.subject_id,
-                    event.payload.clone(),
-                    now,
-                )
-                .await?,
-            );
-        }
+        let written = emit_many(&mut tx, tenant, events, now).await?;
         tx.commit().await?;
         Ok(written)
     }

@@ -51,6 +51,7 @@ mod deliveries;
 mod delivery_log;
 mod error;
 mod events;
+mod group_commit;
 mod id;
 mod ledger;
 mod payment_requests;

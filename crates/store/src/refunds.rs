@@ -197,7 +197,7 @@ async fn payment_for_refund(
             .fetch_optional(&mut **c)
             .await?
         }
-        Tx::Sqlite(c, _) => {
+        Tx::Sqlite(c) => {
             sqlx::query_as(
                 "SELECT status, amount_minor, currency, gateway_ref FROM payments
              WHERE tenant_id = $1 AND id = $2",

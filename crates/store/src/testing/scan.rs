@@ -46,9 +46,10 @@ pub fn pan_leaks(bytes: &[u8], cards: &[String]) -> Vec<String> {
     found
 }
 
-/// Security codes found in `bytes` as a whole run of ASCII digits (a code is too short for
-/// windows: `737` occurs inside any long number). Runs after a `.` are skipped: they are
-/// the fractions of logged durations and amounts.
+/// Security codes found in `bytes` as a run of ASCII digits standing alone (a code is too
+/// short for windows: `7391` occurs inside any long number). Runs touching a letter or a
+/// digit are parts of identifiers and hex strings, runs after a `.` fractions of logged
+/// durations and amounts: a code written as a value has a delimiter either side.
 #[must_use]
 pub fn code_leaks(bytes: &[u8], codes: &[String]) -> Vec<String> {
     let mut found = Vec::new();
@@ -62,9 +63,12 @@ pub fn code_leaks(bytes: &[u8], codes: &[String]) -> Vec<String> {
         while i < bytes.len() && bytes[i].is_ascii_digit() {
             i += 1;
         }
-        let after_dot = start > 0 && bytes[start - 1] == b'.';
+        let before = start.checked_sub(1).map(|b| bytes[b]);
+        let after = bytes.get(i).copied();
+        let embedded = before.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'.')
+            || after.is_some_and(|b| b.is_ascii_alphanumeric());
         let run = &bytes[start..i];
-        if !after_dot && codes.iter().any(|code| code.as_bytes() == run) {
+        if !embedded && codes.iter().any(|code| code.as_bytes() == run) {
             found.push(format!("a {}-digit security code at byte {start}", run.len()));
         }
     }
@@ -159,7 +163,9 @@ mod tests {
         let codes = vec!["7391".to_owned()];
         assert_eq!(code_leaks(b"cvc=7391;", &codes).len(), 1);
         assert_eq!(code_leaks(b"\"7391\"", &codes).len(), 1);
+        assert_eq!(code_leaks(b"cvv: 7391\n", &codes).len(), 1);
         assert!(code_leaks(b"17391 73910 took 1.7391ms", &codes).is_empty());
+        assert!(code_leaks(b"dlv_0fa7391c2 pay_01k7391x", &codes).is_empty(), "inside ids");
     }
 
     #[test]

@@ -166,6 +166,8 @@ async fn feed_only_events_keep_their_order_and_cannot_forge_state_changes(db: &T
     let s = store(db);
     let t = tenant(s, "acme").await;
     let call = crate::support::start_call(s, &t, "c9@pc", at(1)).await.expect("call");
+    let everything = crate::support::sink(s, &t, "webhook", &["*"]).await;
+    let progress_only = crate::support::sink(s, &t, "crm", &["capture.progress"]).await;
     let progress = |n: u64| FeedEvent {
         event_type: EventType::CaptureProgress,
         subject_id: "ses_x".into(),
@@ -179,6 +181,18 @@ async fn feed_only_events_keep_their_order_and_cannot_forge_state_changes(db: &T
     let written =
         s.record_events(&t, &[answered, progress(1), progress(2)], at(2)).await.expect("record");
     assert_eq!(written.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
+    // Each event reached the sinks that take its type, in the batch's one statement.
+    let sinks_of = |i: usize| s.deliveries_of(&written[i].id);
+    let started: Vec<_> =
+        sinks_of(0).await.expect("deliveries").into_iter().map(|(_, k)| k).collect();
+    assert_eq!(started, vec![everything.clone()]);
+    let mut both = vec![everything.clone(), progress_only.clone()];
+    both.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    for i in [1, 2] {
+        let got: Vec<_> =
+            sinks_of(i).await.expect("deliveries").into_iter().map(|(_, k)| k).collect();
+        assert_eq!(got, both);
+    }
     assert!(s.record_events(&t, &[], at(3)).await.expect("nothing").is_empty());
     let forged = FeedEvent {
         event_type: EventType::PaymentSucceeded,

@@ -1,0 +1,272 @@
+//! Group commit for SQLite: many transactions, one `fsync`.
+//!
+//! SQLite admits one writer at a time, and with `synchronous=FULL` each commit waits for the
+//! disk (a few milliseconds here): one transaction per commit caps a node at a few hundred
+//! writes per second however many calls wait. So every write transaction runs on one writer
+//! connection, inside an *outer* transaction, as a savepoint:
+//!
+//! ```text
+//! begin:   lock the writer ─ BEGIN IMMEDIATE (if no batch is open) ─ SAVEPOINT tx
+//! commit:  RELEASE tx ─ join the open batch ─ unlock ─ wait until the batch is durable
+//! batch:   the last writer in the queue (or a waiter that waited too long) runs COMMIT
+//!          and tells every member of the batch how it went
+//! drop:    the savepoint is rolled back by the next writer to take the lock
+//! ```
+//!
+//! A caller's `commit` returns only once its batch is on disk, so what it acknowledges
+//! survives a crash exactly as with one commit per transaction; the batch shares the fsync.
+//! If the batch's COMMIT fails, every member gets the error (and each member's changes are
+//! gone together, so none of them sees another's unsaved write succeed).
+//!
+//! Readers use the other pooled connections and never see a batch before its COMMIT.
+
+use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
+use std::time::Duration;
+
+use sqlx::SqliteConnection;
+use tokio::sync::{Mutex, OwnedMutexGuard, watch};
+
+use crate::error::StoreError;
+
+/// A batch commits by itself once it has this many members, however busy the queue.
+const MAX_BATCH: usize = 128;
+/// A member whose batch is not committed after this long commits it itself (the writers
+/// that would have were dropped, or the queue never emptied).
+const PATIENCE: Duration = Duration::from_millis(4);
+
+/// The writer connection and its batches.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    state: Arc<Mutex<State>>,
+    /// Writers waiting for the lock or holding it.
+    queued: AtomicUsize,
+    /// The last batch that finished (committed or failed); batches finish in order.
+    finished: watch::Sender<u64>,
+    /// Why batches failed, until their members have read it.
+    failures: StdMutex<BTreeMap<u64, String>>,
+}
+
+#[derive(Debug)]
+struct State {
+    conn: SqliteConnection,
+    /// The open batch's number, if a batch (outer transaction) is open.
+    open: Option<u64>,
+    /// The number the next batch gets.
+    next: u64,
+    /// Transactions released into the open batch.
+    members: usize,
+    /// A transaction was dropped without committing: its savepoint is still there.
+    abandoned: bool,
+}
+
+impl Writer {
+    pub(crate) fn new(conn: SqliteConnection) -> Writer {
+        let state = State { conn, open: None, next: 1, members: 0, abandoned: false };
+        Writer {
+            state: Arc::new(Mutex::new(state)),
+            queued: AtomicUsize::new(0),
+            finished: watch::Sender::new(0),
+            failures: StdMutex::default(),
+        }
+    }
+
+    /// Starts a transaction (a savepoint in the open batch).
+    pub(crate) async fn begin(self: &Arc<Self>) -> Result<SqliteTx, StoreError> {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let mut guard = Arc::clone(&self.state).lock_owned().await;
+        let started = self.start(&mut guard).await;
+        match started {
+            Ok(()) => Ok(SqliteTx { guard: Some(guard), writer: Arc::clone(self) }),
+            Err(e) => {
+                drop(guard);
+                self.queued.fetch_sub(1, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
+    async fn start(&self, state: &mut State) -> Result<(), StoreError> {
+        self.clean_up(state).await;
+        if state.open.is_none() {
+            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut state.conn).await?;
+            state.open = Some(state.next);
+            state.next += 1;
+        }
+        sqlx::raw_sql("SAVEPOINT tx").execute(&mut state.conn).await?;
+        state.abandoned = true;
+        Ok(())
+    }
+
+    /// Rolls back what a dropped transaction left. If SQLite already rolled the whole batch
+    /// back (it does on some I/O errors), the batch fails.
+    async fn clean_up(&self, state: &mut State) {
+        if !state.abandoned {
+            return;
+        }
+        state.abandoned = false;
+        let undone = sqlx::raw_sql("ROLLBACK TO tx; RELEASE tx").execute(&mut state.conn).await;
+        if let Err(e) = undone {
+            self.fail(state, &format!("the batch was lost: {e}")).await;
+        }
+    }
+
+    /// Commits the open batch and tells its members.
+    async fn finish(&self, state: &mut State) {
+        self.clean_up(state).await;
+        let Some(batch) = state.open else { return };
+        match sqlx::raw_sql("COMMIT").execute(&mut state.conn).await {
+            Ok(_) => {
+                state.open = None;
+                state.members = 0;
+                self.finished.send_replace(batch);
+            }
+            Err(e) => self.fail(state, &e.to_string()).await,
+        }
+    }
+
+    /// Rolls the open batch back and tells its members why.
+    async fn fail(&self, state: &mut State, why: &str) {
+        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut state.conn).await;
+        if let Some(batch) = state.open.take() {
+            state.members = 0;
+            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            // Members read their batch's failure right after it: old ones can go.
+            failures.retain(|&b, _| b + 1024 > batch);
+            failures.insert(batch, why.to_owned());
+            drop(failures);
+            self.finished.send_replace(batch);
+        }
+    }
+
+    /// Waits until `batch` is finished, committing it if nobody else does; its outcome.
+    async fn durable(&self, batch: u64) -> Result<(), StoreError> {
+        let mut finished = self.finished.subscribe();
+        loop {
+            let done = matches!(
+                tokio::time::timeout(PATIENCE, finished.wait_for(|&f| f >= batch)).await,
+                Ok(Ok(_))
+            );
+            if done {
+                break;
+            }
+            self.queued.fetch_add(1, Ordering::SeqCst);
+            let mut state = self.state.lock().await;
+            if state.open == Some(batch) {
+                self.finish(&mut state).await;
+            }
+            drop(state);
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+        }
+        let failure = self.failures.lock().unwrap_or_else(|e| e.into_inner()).get(&batch).cloned();
+        match failure {
+            None => Ok(()),
+            Some(why) => Err(StoreError::Database(sqlx::Error::Protocol(format!(
+                "the group commit failed: {why}"
+            )))),
+        }
+    }
+
+    /// Rolls back an abandoned savepoint and closes the open batch: committed if it has
+    /// members, rolled back if it has none.
+    async fn settle(&self) {
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        let mut state = self.state.lock().await;
+        self.clean_up(&mut state).await;
+        if state.members > 0 {
+            self.finish(&mut state).await;
+        } else if let Some(batch) = state.open.take() {
+            let _ = sqlx::raw_sql("ROLLBACK").execute(&mut state.conn).await;
+            self.finished.send_replace(batch);
+        }
+        drop(state);
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Commits what is open and closes the connection (at shutdown).
+    pub(crate) async fn close(&self) {
+        let mut state = self.state.lock().await;
+        self.finish(&mut state).await;
+    }
+}
+
+/// A write transaction on SQLite: a savepoint in the writer's open batch. Derefs to the
+/// writer connection. Dropping it without [`SqliteTx::commit`] rolls it back.
+#[derive(Debug)]
+pub(crate) struct SqliteTx {
+    guard: Option<OwnedMutexGuard<State>>,
+    writer: Arc<Writer>,
+}
+
+impl SqliteTx {
+    /// Releases the savepoint into the batch and returns once the batch is on disk.
+    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+        let Some(mut state) = self.guard.take() else { return Ok(()) };
+        let writer = Arc::clone(&self.writer);
+        let released = sqlx::raw_sql("RELEASE tx").execute(&mut state.conn).await;
+        if let Err(e) = released {
+            // `abandoned` is still set: the next writer rolls the savepoint back.
+            drop(state);
+            writer.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err(e.into());
+        }
+        state.abandoned = false;
+        state.members += 1;
+        let Some(batch) = state.open else {
+            // Unreachable in practice: a savepoint lives in an open batch.
+            drop(state);
+            writer.queued.fetch_sub(1, Ordering::SeqCst);
+            return Ok(());
+        };
+        // The last writer in the queue commits for everyone before it.
+        if writer.queued.load(Ordering::SeqCst) == 1 || state.members >= MAX_BATCH {
+            writer.finish(&mut state).await;
+        }
+        drop(state);
+        writer.queued.fetch_sub(1, Ordering::SeqCst);
+        writer.durable(batch).await
+    }
+}
+
+impl Drop for SqliteTx {
+    fn drop(&mut self) {
+        if let Some(state) = self.guard.take() {
+            // `abandoned` stays set: the next holder of the lock rolls the savepoint back.
+            drop(state);
+            let last = self.writer.queued.fetch_sub(1, Ordering::SeqCst) == 1;
+            // Nobody is coming: settle now, or the open batch would keep the file's write
+            // lock from other connections (and other processes) until the next write.
+            if let (true, Ok(runtime)) = (last, tokio::runtime::Handle::try_current()) {
+                let writer = Arc::clone(&self.writer);
+                runtime.spawn(async move { writer.settle().await });
+            }
+        }
+    }
+}
+
+impl Deref for SqliteTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        // The guard is only taken by `commit` and `drop`, which consume the transaction.
+        match &self.guard {
+            Some(state) => &state.conn,
+            None => unreachable_connection(),
+        }
+    }
+}
+
+impl DerefMut for SqliteTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        match &mut self.guard {
+            Some(state) => &mut state.conn,
+            None => unreachable_connection(),
+        }
+    }
+}
+
+#[allow(clippy::panic, reason = "invariant: a live transaction holds the writer")]
+fn unreachable_connection() -> ! {
+    panic!("a store transaction was used after commit")
+}
