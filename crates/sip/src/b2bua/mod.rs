@@ -719,7 +719,10 @@ impl<M: MediaControl> Core<M> {
             return;
         };
         let via = build::via(local, peer.transport, &branch);
-        let failover_at = now + profile.failover_timeout;
+        // Silence moves on to the next target; the last one gets the whole transaction
+        // (Timer B, then 408), as a slow contact centre is still the only one left.
+        let last = attempt + 1 >= targets.len();
+        let failover_at = (!last).then(|| now + profile.failover_timeout);
         let agent = Dialog {
             call_id: BytesStr::from(call_id.clone()),
             local_tag,
@@ -746,10 +749,12 @@ impl<M: MediaControl> Core<M> {
             call.agent_invite_via = via;
             call.provisional = false;
             call.responded = false;
-            call.failover_at = Some(failover_at);
+            call.failover_at = failover_at;
         }
         self.client_owner.insert(id, (key, ClientRole::Invite));
-        self.schedule(key, failover_at, CallTimer::Failover);
+        if let Some(at) = failover_at {
+            self.schedule(key, at, CallTimer::Failover);
+        }
     }
 
     fn on_cancel(

@@ -322,8 +322,13 @@ fn failover_on_503_and_on_silence() {
     sim.advance(Duration::from_millis(200));
     let second = sim.take_request(AGENT2);
     assert_eq!(second.method, Method::INVITE);
-    // And when nobody answers at all: 408.
+    // The last target is not given up after the failover timeout: a slow contact centre
+    // is the only one left. It gets the whole INVITE transaction (Timer B, 32 s), then 408.
     sim.advance(Duration::from_secs(2));
+    assert!(!sim.sent.iter().any(|(to, _)| *to == crate::sim::addr(CUSTOMER)), "no answer yet");
+    let retransmitted = sim.take_request(AGENT2);
+    assert_eq!(retransmitted.method, Method::INVITE, "still trying the last target");
+    sim.advance(Duration::from_secs(31));
     let code = sim.take_final_or_provisional(CUSTOMER).status();
     assert_eq!(code, 408);
 }
