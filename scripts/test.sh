@@ -80,5 +80,5 @@ if ! cargo test --workspace --locked -- --nocapture >"$work/test.log" 2>&1; then
   exit 1
 fi
 # The figures the suites print (accuracy, talk-off, leak), then the summary lines.
-grep -E '^(digit |offset |dial tone|S/N |shortest|start/end|talk-off|leak sweep|relay leak|desktop)' "$work/test.log" || true
+grep -E '^(digit |offset |dial tone|S/N |shortest|start/end|talk-off|leak sweep|relay leak|desktop|ivr )' "$work/test.log" || true
 grep -E '^test result' "$work/test.log" | awk '{p+=$4; f+=$6} END {print "tests: " p " passed, " f " failed"}'

@@ -55,6 +55,7 @@ pub mod feed;
 mod health;
 pub mod idempotency;
 mod input;
+mod ivr;
 pub mod openapi;
 mod payments;
 mod sync_routes;
@@ -118,6 +119,8 @@ pub(crate) struct Inner {
     idempotency: idempotency::Cache,
     /// `/v1/openapi.json`, rendered once by [`router`].
     pub(crate) document: std::sync::OnceLock<String>,
+    /// The IVR, for hand-offs and payment requests (its routes answer 503 without it).
+    ivr: std::sync::OnceLock<ivrpay_ivr::Ivr>,
 }
 
 impl fmt::Debug for ApiState {
@@ -144,8 +147,18 @@ impl ApiState {
                 metrics: ApiMetrics::default(),
                 idempotency: idempotency::Cache::default(),
                 document: std::sync::OnceLock::new(),
+                ivr: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Gives the API the IVR (`POST /v1/calls/{id}/ivr`, payment requests); set once.
+    pub fn set_ivr(&self, ivr: ivrpay_ivr::Ivr) {
+        let _ = self.inner.ivr.set(ivr);
+    }
+
+    pub(crate) fn ivr(&self) -> Option<&ivrpay_ivr::Ivr> {
+        self.inner.ivr.get()
     }
 
     pub(crate) fn service(&self) -> &Service {

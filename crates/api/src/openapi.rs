@@ -12,7 +12,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::{ApiState, calls, desktop, feed, health, payments, sync_routes};
+use crate::{ApiState, calls, desktop, feed, health, ivr, payments, sync_routes};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -24,7 +24,7 @@ use crate::{ApiState, calls, desktop, feed, health, payments, sync_routes};
     modifiers(&Bearer),
     tags(
         (name = "calls", description = "Calls through ivrpay"),
-        (name = "payments", description = "Agent-assisted payment sessions and refunds"),
+        (name = "payments", description = "Agent-assisted payment sessions, refunds, hand-off to the IVR, payment requests for the IVR"),
         (name = "feed", description = "Live events: WebSocket and server-sent events"),
         (name = "keys", description = "The caller's API key"),
         (name = "webhooks", description = "Webhook endpoints (admin)"),
@@ -55,6 +55,9 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(payments::create_payment))
         .routes(routes!(payments::get_payment, payments::update_payment))
         .routes(routes!(payments::create_refund, payments::list_refunds))
+        .routes(routes!(ivr::hand_off))
+        .routes(routes!(ivr::create_payment_request))
+        .routes(routes!(ivr::get_payment_request))
         .routes(routes!(feed::websocket))
         .routes(routes!(feed::call_events))
         .routes(routes!(sync_routes::create_endpoint, sync_routes::list_endpoints))

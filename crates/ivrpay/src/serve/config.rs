@@ -111,14 +111,19 @@ impl ServeArgs {
                 .iter_mut()
                 .find(|p| p.name == "default")
                 .ok_or(ConfigError::NoDefaultProfile)?;
-            if let Some(addr) = self.sip_listen {
-                default.listen = vec![Listen { tcp: false, addr }, Listen { tcp: true, addr }];
-            }
             if let Some(target) = &self.route_to {
                 if !is_routable(target) {
                     return Err(ConfigError::RouteTo(target.clone()));
                 }
                 default.mode = Mode::Relay { targets: vec![target.clone()] };
+            }
+            if let Some(addr) = self.sip_listen {
+                // The profiles on the default's addresses (the IVR's `pay`) move with it.
+                let old = default.listen.clone();
+                let new = vec![Listen { tcp: false, addr }, Listen { tcp: true, addr }];
+                for profile in profiles.iter_mut().filter(|p| p.listen == old) {
+                    profile.listen = new.clone();
+                }
             }
         }
         let rtp_ports = parse_ports(&self.rtp_ports)

@@ -1,26 +1,46 @@
 //! The B2BUA's view of the media relay, implemented with the real relay.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use ivrpay_media::{DigitEvent, MediaEngine, MediaEvent, MediaProfile, PayloadTypes, RemoteMedia};
+use ivrpay_media::{CallHandle, MediaEngine, MediaEvent, MediaProfile, PayloadTypes, RemoteMedia};
 use ivrpay_sip::media::{CallId, Leg, MediaControl, MediaPorts, MediaSettings, MediaUnavailable};
 use ivrpay_sip::sdp::{self, StreamInfo};
 use tokio::sync::mpsc;
 
-/// A digit the relay heard on a call.
-pub(crate) type CallDigit = (CallId, DigitEvent);
+/// What the relay reports on a call: its keys and the ends of the prompts it played.
+pub(crate) type CallMediaEvent = (CallId, MediaEvent);
+
+/// The relay's handles of the calls in progress, shared with the IVR (prompts, hold).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct MediaHandles(Arc<Mutex<HashMap<CallId, CallHandle>>>);
+
+impl MediaHandles {
+    fn lock(&self) -> MutexGuard<'_, HashMap<CallId, CallHandle>> {
+        // A poisoned lock means a panic while holding it; the map itself is whole.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn get(&self, call: &CallId) -> Option<CallHandle> {
+        self.lock().get(call).cloned()
+    }
+}
 
 /// Opens a relay session per call and steers it from the calls' SDP.
 #[derive(Debug)]
 pub(crate) struct RelayMedia {
     engine: MediaEngine,
-    calls: HashMap<CallId, ivrpay_media::CallHandle>,
-    digits: mpsc::UnboundedSender<CallDigit>,
+    calls: MediaHandles,
+    events: mpsc::UnboundedSender<CallMediaEvent>,
 }
 
 impl RelayMedia {
-    pub(crate) fn new(engine: MediaEngine, digits: mpsc::UnboundedSender<CallDigit>) -> RelayMedia {
-        RelayMedia { engine, calls: HashMap::new(), digits }
+    pub(crate) fn new(
+        engine: MediaEngine,
+        calls: MediaHandles,
+        events: mpsc::UnboundedSender<CallMediaEvent>,
+    ) -> RelayMedia {
+        RelayMedia { engine, calls, events }
     }
 }
 
@@ -63,19 +83,20 @@ impl MediaControl for RelayMedia {
         tokio::spawn(media.driver.run());
         let ports = MediaPorts {
             customer: media.handle.local(Leg::Customer).rtp,
-            agent: Some(media.handle.local(Leg::Agent).rtp),
+            // An IVR call has no agent leg (the relay binds its ports all the same).
+            agent: (!settings.customer_only).then(|| media.handle.local(Leg::Agent).rtp),
         };
-        let (mut events, digits, id) = (media.events, self.digits.clone(), call.clone());
+        let (mut events, out, id) = (media.events, self.events.clone(), call.clone());
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
-                if let MediaEvent::Digit(digit) = event {
-                    if digits.send((id.clone(), digit)).is_err() {
-                        return;
-                    }
+                if matches!(event, MediaEvent::Digit(_) | MediaEvent::PromptEnded { .. })
+                    && out.send((id.clone(), event)).is_err()
+                {
+                    return;
                 }
             }
         });
-        self.calls.insert(call.clone(), media.handle);
+        self.calls.lock().insert(call.clone(), media.handle);
         Ok(ports)
     }
 
@@ -88,7 +109,8 @@ impl MediaControl for RelayMedia {
     }
 
     fn close(&mut self, call: &CallId) {
-        if let Some(handle) = self.calls.remove(call) {
+        let handle = self.calls.lock().remove(call);
+        if let Some(handle) = handle {
             tokio::spawn(async move {
                 let _ = handle.close().await;
             });

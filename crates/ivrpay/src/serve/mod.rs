@@ -2,6 +2,7 @@
 
 mod config;
 mod http;
+mod ivr;
 mod media;
 mod payments;
 mod state;
@@ -19,7 +20,7 @@ use ivrpay_store::{Store, StoreConfig};
 use tokio::sync::mpsc;
 use tracing::{error, info};
 
-use self::media::RelayMedia;
+use self::media::{MediaHandles, RelayMedia};
 use self::state::AppState;
 
 pub(crate) fn run(args: ServeArgs) -> ExitCode {
@@ -62,7 +63,8 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
         quarantine: config.rtp_quarantine,
         ..EngineConfig::default()
     })?;
-    let (digit_tx, mut digits) = mpsc::unbounded_channel();
+    let (media_tx, mut media_events) = mpsc::unbounded_channel();
+    let media_handles = MediaHandles::default();
     let (event_tx, mut events) = mpsc::unbounded_channel::<CallEvent>();
     let store_config = match &config.database_url {
         Some(url) => StoreConfig::postgres(url),
@@ -73,15 +75,18 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
     bootstrap_admin_key(&store, service.tenant()).await?;
     let state = Arc::new(AppState::new(engine.clone(), service));
     let (sync, sync_api) = sync::start(&config, &store, Arc::clone(&state.sync)).await?;
+    let ivr_profiles = ivr::profiles(&config.profiles);
     let core = CoreConfig { profiles: config.profiles, timers: Timers::default(), seed: seed() };
     let sip = ivrpay_sip::driver::start(
         core,
-        RelayMedia::new(engine, digit_tx),
+        RelayMedia::new(engine, media_handles.clone(), media_tx),
         event_tx,
         config.shutdown_grace,
     )
     .await
     .map_err(|e| format!("SIP listen: {e}"))?;
+    let ivr = ivr::start(&state.service, ivr_profiles, media_handles, sip.control())?;
+    let _ = state.ivr.set(ivr.clone());
     let http = tokio::net::TcpListener::bind(config.http_listen)
         .await
         .map_err(|e| format!("HTTP listen {}: {e}", config.http_listen))?;
@@ -93,12 +98,14 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
         secret_overlap: sync_api.secret_overlap,
     };
     let metrics_state = Arc::clone(&state);
-    let app = ivrpay_api::router(ivrpay_api::ApiState::new(
+    let api_state = ivrpay_api::ApiState::new(
         state.service.clone(),
         Arc::new(SystemClock),
         api,
         Arc::new(move || http::render_metrics(&metrics_state)),
-    ));
+    );
+    api_state.set_ivr(ivr);
+    let app = ivrpay_api::router(api_state);
     let http_task = tokio::spawn(async move {
         let _ = axum::serve(http, app)
             .with_graceful_shutdown(async {
@@ -116,7 +123,7 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
     loop {
         tokio::select! {
             Some(event) = events.recv() => state.on_call_event(event),
-            Some((call, digit)) = digits.recv() => state.on_media_digit(&call, &digit),
+            Some((call, event)) = media_events.recv() => state.on_media_event(&call, event),
             _ = terminate.recv() => break,
             _ = interrupt.recv() => break,
         }
@@ -125,8 +132,13 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
     info!("shutting down: no new calls; {} in progress may finish", state.active_calls());
     let draining = Arc::clone(&state);
     let drain = tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            draining.on_call_event(event);
+        // Calls in progress go on: their events, keys and prompt ends still count.
+        loop {
+            tokio::select! {
+                Some(event) = events.recv() => draining.on_call_event(event),
+                Some((call, event)) = media_events.recv() => draining.on_media_event(&call, event),
+                else => break,
+            }
         }
     });
     sip.shutdown(config.shutdown_grace).await;

@@ -1,10 +1,11 @@
 //! What the running service knows about its calls, shared by the event loop and HTTP.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
-use ivrpay_media::{DigitEvent, DigitPhase, DigitSource, MediaEngine};
+use ivrpay_ivr::Ivr;
+use ivrpay_media::{DigitEvent, DigitPhase, DigitSource, MediaEngine, MediaEvent};
 use ivrpay_service::{IncomingCall, Service};
 use ivrpay_sip::b2bua::{CallEvent, EndReason};
 use ivrpay_sip::media::CallId;
@@ -37,6 +38,8 @@ pub(crate) struct AppState {
     pub(crate) counters: Counters,
     /// The downstream sync's counters (zero when it is disabled).
     pub(crate) sync: std::sync::Arc<ivrpay_sync::SyncMetrics>,
+    /// The IVR (set once the SIP side runs: it hangs calls up through it).
+    pub(crate) ivr: OnceLock<Ivr>,
 }
 
 impl AppState {
@@ -47,6 +50,7 @@ impl AppState {
             calls: Mutex::new(HashMap::new()),
             counters: Counters::default(),
             sync: std::sync::Arc::default(),
+            ivr: OnceLock::new(),
         }
     }
 
@@ -61,7 +65,9 @@ impl AppState {
 
     pub(crate) fn on_call_event(&self, event: CallEvent) {
         match event {
-            CallEvent::Started { call, sip_call_id, profile, caller, called, agent, .. } => {
+            CallEvent::Started {
+                call, sip_call_id, profile, caller, called, agent, ivr, ..
+            } => {
                 // Caller and called numbers are personal data: not logged.
                 info!(%call, %profile, "call started");
                 self.counters.calls_started.fetch_add(1, Ordering::Relaxed);
@@ -69,13 +75,17 @@ impl AppState {
                     .insert(call.clone(), CallInfo { agent: agent.clone(), answered: false });
                 if let Some(id) = service_call_id(&call) {
                     self.service.call_started(IncomingCall {
-                        id,
+                        id: id.clone(),
                         sip_call_id,
-                        profile,
+                        profile: profile.clone(),
                         caller: Some(caller),
                         called: Some(called),
                         agent,
                     });
+                    // An IVR profile's call: ivrpay answered it and runs the payment itself.
+                    if let (Some(params), Some(ivr)) = (ivr, self.ivr.get()) {
+                        ivr.start_self_service(id, &profile, &params);
+                    }
                 }
             }
             CallEvent::Answered { call, agent } => {
@@ -95,6 +105,9 @@ impl AppState {
                 self.calls().remove(&call);
                 if let Some(id) = service_call_id(&call) {
                     self.service.call_ended(&id, end_reason(reason));
+                    if let Some(ivr) = self.ivr.get() {
+                        ivr.call_ended(&id);
+                    }
                 }
             }
             CallEvent::Digit { call, digit } => {
@@ -102,6 +115,22 @@ impl AppState {
                 self.counters.digits_sip_info.fetch_add(1, Ordering::Relaxed);
                 if let Some(id) = service_call_id(&call) {
                     self.service.digit(&id, digit);
+                    if let Some(ivr) = self.ivr.get() {
+                        ivr.digit(&id, digit);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// What the relay reports: keys, and the ends of the IVR's prompts.
+    pub(crate) fn on_media_event(&self, call: &CallId, event: MediaEvent) {
+        match event {
+            MediaEvent::Digit(digit) => self.on_media_digit(call, &digit),
+            MediaEvent::PromptEnded { id, end } => {
+                if let (Some(ivr), Some(call)) = (self.ivr.get(), service_call_id(call)) {
+                    ivr.prompt_ended(&call, id, end);
                 }
             }
             _ => {}
@@ -121,6 +150,9 @@ impl AppState {
         counter.fetch_add(1, Ordering::Relaxed);
         if let Some(id) = service_call_id(call) {
             self.service.digit(&id, digit.digit);
+            if let Some(ivr) = self.ivr.get() {
+                ivr.digit(&id, digit.digit);
+            }
         }
     }
 }
@@ -142,6 +174,7 @@ fn end_reason(reason: EndReason) -> &'static str {
         EndReason::Cancelled => "cancelled",
         EndReason::Rejected(_) => "rejected",
         EndReason::NoAnswer => "no_answer",
+        EndReason::Finished => "completed",
         _ => "terminated",
     }
 }

@@ -402,6 +402,8 @@ pub struct SippSpec<'a> {
     /// Hold time for `<pause/>` in ms.
     pub hold_ms: u32,
     pub transport_tcp: bool,
+    /// SIPp's media port (`-mp`); a free one when `None`.
+    pub media_port: Option<u16>,
     pub extra: Vec<String>,
 }
 
@@ -416,6 +418,7 @@ impl<'a> SippSpec<'a> {
             rate: 10,
             hold_ms: 0,
             transport_tcp: false,
+            media_port: None,
             extra: Vec::new(),
         }
     }
@@ -439,7 +442,7 @@ impl<'a> SippSpec<'a> {
     pub fn start(self) -> Sipp {
         require_tool("sipp", "sip-tester");
         let port = free_ports(1);
-        let media_port = free_ports(4);
+        let media_port = self.media_port.unwrap_or_else(|| free_ports(4));
         let stdout = self.dir.join(format!("{}.out", self.name));
         let errors = self.dir.join(format!("{}.errors", self.name));
         let stats = self.dir.join(format!("{}.csv", self.name));

@@ -14,6 +14,10 @@
 //! - `malformed`: a corpus of broken SIP over UDP and TCP while calls run;
 //! - `shutdown`: SIGTERM lets the call in progress finish and refuses new ones;
 //! - `keys_cli`: `ivrpay keys rotate|retire` on a data directory a vault has used;
+//! - `ivr`: IVR self-service (in-band with a wrong card number first, RFC 2833 typed over
+//!   the prompts, a hang-up mid-entry), a payment request paid by its reference, and the
+//!   hand-off of an agent's call to the IVR and back; what the customer hears is compared
+//!   with the prompt set, the agent's recording holds no digit (`ivr_media`: the capture);
 //! - `desktop`: the agent desktop in headless Chromium on a real call: the customer keys a
 //!   card as in-band DTMF, the page shows masked progress and the result; no card data in
 //!   the DOM or the feed.
@@ -26,6 +30,8 @@ mod desktop;
 mod digits;
 mod dtmf_cli;
 mod harness;
+mod ivr;
+mod ivr_media;
 mod keys_cli;
 mod malformed;
 mod shutdown;
