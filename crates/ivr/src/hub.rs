@@ -249,7 +249,8 @@ impl Ivr {
                             Start::Opened { amount }
                         }
                         Err(e) => {
-                            warn!(call = %call.as_str(), error = %e, "IVR could not open the payment");
+                            let id = call.as_str();
+                            warn!(call = %id, error = %e, "IVR could not open the payment");
                             Start::Unavailable
                         }
                     }
@@ -259,7 +260,8 @@ impl Ivr {
                 Err(problem) => {
                     // The router's headers are the operator's to fix; the caller hears
                     // that there is nothing to pay.
-                    warn!(call = %call.as_str(), %problem, "IVR call with unusable X-Ivrpay-* headers");
+                    let id = call.as_str();
+                    warn!(call = %id, %problem, "IVR call with unusable X-Ivrpay-* headers");
                     Start::NothingToPay
                 }
             };

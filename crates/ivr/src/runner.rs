@@ -178,7 +178,8 @@ impl Runner {
                     self.cancelling = true;
                     if let Some(session) = &self.session {
                         if let Err(e) = self.inner.service.cancel(session).await {
-                            warn!(call = %self.call.as_str(), error = %e, "IVR could not cancel its session");
+                            let call = self.call.as_str();
+                            warn!(%call, error = %e, "IVR could not cancel its session");
                         }
                     }
                 }
@@ -202,7 +203,8 @@ impl Runner {
             Ok(Some(request)) => request,
             Ok(None) => return Found::NotFound,
             Err(e) => {
-                warn!(call = %self.call.as_str(), error = %e, "IVR could not look a payment request up");
+                let call = self.call.as_str();
+                warn!(%call, error = %e, "IVR could not look a payment request up");
                 return Found::Unavailable;
             }
         };
@@ -220,7 +222,8 @@ impl Runner {
             idempotency_key,
             first_digit_timeout: None,
         });
-        info!(call = %self.call.as_str(), request = %request.id.as_str(), "IVR caller found a payment request");
+        let (call, id) = (self.call.as_str(), request.id.as_str());
+        info!(%call, request = %id, "IVR caller found a payment request");
         self.claimed = Some(request);
         let Ok(open) = open else { return Found::Unavailable };
         match service.open_payment(&self.call, open).await {
@@ -229,7 +232,8 @@ impl Runner {
                 Found::Opened { amount }
             }
             Err(e) => {
-                warn!(call = %self.call.as_str(), error = %e, "IVR could not open the payment of a request");
+                let call = self.call.as_str();
+                warn!(%call, error = %e, "IVR could not open the payment of a request");
                 Found::Unavailable
             }
         }
@@ -300,7 +304,8 @@ impl Runner {
                 .await
                 .map(|_| ()),
             (Some(Outcome::Unknown), _) => {
-                warn!(request = %request.id.as_str(), "payment request left claimed: the gateway's answer is not known");
+                let id = request.id.as_str();
+                warn!(request = %id, "payment request left claimed: the gateway's answer is unknown");
                 Ok(())
             }
             _ => store

@@ -19,6 +19,15 @@ use crate::ivr_media::{
 };
 
 const RUN: Duration = Duration::from_secs(150);
+
+/// When the customer's keys come, in the files timed to the prompts: the first prompt
+/// starts at most `FIRST_PROMPT_MS` after the answer (the call and its session are written
+/// to the store first), a field's prompt at most `NEXT_PROMPT_MS` after the key that ended
+/// the field before, and the customer waits `MARGIN_MS` after a prompt's expected end, so
+/// that no key cuts a prompt short on a loaded machine.
+const FIRST_PROMPT_MS: u32 = 1000;
+const NEXT_PROMPT_MS: u32 = 300;
+const MARGIN_MS: u32 = 1500;
 const VISA: &str = "4242424242424242";
 
 /// The IVR profile of these tests: calls to `pay` on the default profile's addresses.
@@ -242,13 +251,11 @@ fn self_service_in_band_with_a_wrong_card_number_first() {
         one("processing"),
         approved("4242", "goodbye"),
     ];
-    // Each entry starts 1.2 s after the prompt before it has ended (prompts start at most
-    // 0.5 s after the answer, a field's prompt within 0.3 s of the key that ended the last).
     let mut script = Script::default();
-    let mut at = 500 + ms_of(&prompts, &said[0]) + 1200;
+    let mut at = FIRST_PROMPT_MS + ms_of(&prompts, &said[0]) + MARGIN_MS;
     for (keys, next) in [("4242424242424241#", 1), (VISA, 2), ("1230", 3), ("123", 4)] {
         let end = script.until(at).keys(keys);
-        at = end + 300 + ms_of(&prompts, &said[next]) + 1200;
+        at = end + NEXT_PROMPT_MS + ms_of(&prompts, &said[next]) + MARGIN_MS;
     }
     script.write(&dir.join("customer_keys.ulaw"));
 
@@ -362,7 +369,9 @@ fn self_service_hang_up_mid_entry_cancels() {
     let dir = scratch("ivr-hangup");
     let prompts = PromptSet::builtin().expect("prompts");
     let mut script = Script::default();
-    let end = script.until(500 + ms_of(&prompts, &welcome(gbp(1250))) + 1200).keys("42424242");
+    let end = script
+        .until(FIRST_PROMPT_MS + ms_of(&prompts, &welcome(gbp(1250))) + MARGIN_MS)
+        .keys("42424242");
     script.write(&dir.join("customer_keys.ulaw"));
     let ivrpay = start_ivrpay(&dir);
     let media_port = free_ports(4);
@@ -472,7 +481,9 @@ fn a_payment_request_is_paid_by_its_reference() {
     let prompts = PromptSet::builtin().expect("prompts");
     let ivrpay = start_ivrpay(&dir);
     let key = admin_key(&ivrpay);
-    let body = serde_json::json!({ "amount": "40.00", "currency": "gbp", "customer_ref": "INV-17", "expires_in": 3600 });
+    let body = serde_json::json!({
+        "amount": "40.00", "currency": "gbp", "customer_ref": "INV-17", "expires_in": 3600
+    });
     let (status, created) = request(&ivrpay, "POST", "/v1/payment-requests", &key, Some(&body));
     assert_eq!(status, 201, "{created}");
     let reference = created["reference"].as_str().expect("reference").to_owned();
@@ -496,11 +507,11 @@ fn a_payment_request_is_paid_by_its_reference() {
         approved("4242", "goodbye"),
     ];
     let mut script = Script::default();
-    let mut at = 500 + ms_of(&prompts, &said[0]) + 1200;
+    let mut at = FIRST_PROMPT_MS + ms_of(&prompts, &said[0]) + MARGIN_MS;
     let reference_keys = format!("{reference}#");
     for (keys, next) in [(reference_keys.as_str(), 1), (VISA, 2), ("1230", 3), ("123", 4)] {
         let end = script.until(at).keys(keys);
-        at = end + 300 + ms_of(&prompts, &said[next]) + 1200;
+        at = end + NEXT_PROMPT_MS + ms_of(&prompts, &said[next]) + MARGIN_MS;
     }
     script.write(&dir.join("customer_keys.ulaw"));
     let media_port = free_ports(4);
@@ -664,12 +675,12 @@ fn hand_off_to_the_ivr_and_back_to_the_agent() {
     // each prompt, and talks to the agent again once back.
     let mut script = Script::default();
     script.audio(&crate::ivr_media::sine(300.0, 3000));
-    let mut at = HANDOFF_MS + 500 + ms_of(&prompts, &said[0]) + 1200;
+    let mut at = HANDOFF_MS + FIRST_PROMPT_MS + ms_of(&prompts, &said[0]) + MARGIN_MS;
     for (keys, next) in [(VISA, 1), ("1230", 2), ("123", 3)] {
         let end = script.until(at).keys(keys);
-        at = end + 300 + ms_of(&prompts, &said[next]) + 1200;
+        at = end + NEXT_PROMPT_MS + ms_of(&prompts, &said[next]) + MARGIN_MS;
     }
-    let back_ms = at - 1200 + ms_of(&prompts, &said[4]) + 500;
+    let back_ms = at - MARGIN_MS + ms_of(&prompts, &said[4]) + 500;
     script.until(back_ms + 2000);
     let script_ms = script.audio(&crate::ivr_media::sine(300.0, 3000));
     // Control: the oracles hear every key the customer sends.
