@@ -74,7 +74,7 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "cargo test"
-if ! cargo test --workspace --locked -- --nocapture >"$work/test.log" 2>&1; then
+if ! cargo test --workspace --locked --no-fail-fast -- --nocapture >"$work/test.log" 2>&1; then
   grep -E 'panicked|FAILED|^error' -A12 "$work/test.log" | head -150 >&2
   echo "tests failed; the full log is in $work/test.log" >&2
   exit 1

@@ -279,12 +279,13 @@ impl Store {
 
     /// Closes every pooled connection (and, on SQLite, checkpoints the WAL).
     pub async fn close(&self) {
-        if let Some(writer) = &self.writer {
-            writer.close().await;
-        }
+        // Readers first: a reader's snapshot would hold the writer's checkpoint back.
         match &self.backend {
             Backend::Sqlite(pool) => pool.close().await,
             Backend::Postgres(pool) => pool.close().await,
+        }
+        if let Some(writer) = &self.writer {
+            writer.close().await;
         }
     }
 }

@@ -185,10 +185,16 @@ impl Writer {
         self.queued.fetch_sub(1, Ordering::SeqCst);
     }
 
-    /// Commits what is open and closes the connection (at shutdown).
+    /// Commits what is open and checkpoints the write-ahead log into the database file (at
+    /// shutdown, once the readers are closed). SQLite checkpoints by itself only when the
+    /// last connection closes, and this one lives as long as the store: without it the
+    /// file alone would lack every write since the last automatic checkpoint. A failed
+    /// checkpoint loses nothing (the log stays beside the file and SQLite replays it on the
+    /// next open), so its error is not worth failing a shutdown for.
     pub(crate) async fn close(&self) {
         let mut state = self.state.lock().await;
         self.finish(&mut state).await;
+        let _ = sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)").execute(&mut state.conn).await;
     }
 }
 
