@@ -69,6 +69,8 @@ pub enum TxEvent {
     Response { id: ClientTxId, response: Response, essentials: Essentials },
     /// No final response in time (Timer B or F), or the transport failed.
     Timeout { id: ClientTxId },
+    /// A client transaction that had its final response ended: the id is no longer valid.
+    ClientDone { id: ClientTxId },
     /// Our final response to an INVITE was never acknowledged (Timer H, or 2xx given up).
     Unacknowledged { id: ServerTxId, success: bool },
     /// The request was answered or abandoned: the id is no longer valid.
@@ -151,6 +153,8 @@ struct ClientTx {
     /// For an INVITE, the ACK we send for a non-2xx final (same branch).
     ack: Option<Bytes>,
     retransmit_interval: Duration,
+    /// An INVITE the user CANCELled: it times out even after a provisional.
+    cancelled: bool,
 }
 
 /// What a timer entry points at.
@@ -451,6 +455,7 @@ impl Transactions {
             request: bytes.clone(),
             ack: None,
             retransmit_interval: self.timers.t1,
+            cancelled: false,
         };
         if !to.transport.is_reliable() {
             self.schedule(now + self.timers.t1, TimerKind::ClientRetransmit(id));
@@ -549,8 +554,9 @@ impl Transactions {
                 let Some(tx) = self.clients.get(&id) else { return };
                 if matches!(tx.state, ClientState::Calling | ClientState::Proceeding) {
                     // Timer B or F; an INVITE that got a provisional waits for the user to
-                    // CANCEL instead (RFC 3261 leaves that to the TU).
-                    if tx.is_invite && tx.state == ClientState::Proceeding {
+                    // CANCEL instead (RFC 3261 leaves that to the TU), and after a CANCEL
+                    // for 64*T1 more (§9.1).
+                    if tx.is_invite && tx.state == ClientState::Proceeding && !tx.cancelled {
                         return;
                     }
                     self.remove_client(id);
@@ -558,7 +564,9 @@ impl Transactions {
                 }
             }
             TimerKind::ClientEnd(id) => {
-                self.remove_client(id);
+                if self.remove_client(id) {
+                    self.events.push_back(TxEvent::ClientDone { id });
+                }
             }
         }
     }
@@ -585,9 +593,13 @@ impl Transactions {
         }
     }
 
-    /// Forgets a client INVITE that the user gave up on (after CANCEL and no answer).
-    pub fn abandon(&mut self, id: ClientTxId) {
-        self.remove_client(id);
+    /// The user sent a CANCEL for this INVITE: without a final response within 64*T1 it
+    /// times out (RFC 3261 §9.1), provisional or not.
+    pub fn cancelled(&mut self, now: Instant, id: ClientTxId) {
+        let Some(tx) = self.clients.get_mut(&id) else { return };
+        tx.cancelled = true;
+        let at = now + self.timers.sixty_four_t1();
+        self.schedule(at, TimerKind::ClientTimeout(id));
     }
 }
 

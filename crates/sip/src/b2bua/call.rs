@@ -7,7 +7,11 @@ use bytes::Bytes;
 use bytesstr::BytesStr;
 use ezk_sip_types::uri::SipUri;
 
+use ezk_sip_types::{Headers, Method, Name};
+
+use super::build::{self, RequestParts};
 use crate::media::{CallId, Leg, MediaPorts};
+use crate::message::{Essentials, Request, Response};
 use crate::sdp::LocalSdp;
 use crate::transaction::{ClientTxId, ServerTxId};
 use crate::transport::Peer;
@@ -60,6 +64,97 @@ impl Dialog {
             None => self.remote_uri.clone(),
         }
     }
+
+    /// A new request in this dialog (its CSeq counted), with a Via of `branch`.
+    pub(crate) fn request(
+        &mut self,
+        method: Method,
+        body: Option<(&str, Bytes)>,
+        branch: &str,
+    ) -> Option<(Request, Essentials)> {
+        let uri = self.remote_target.clone()?;
+        self.local_cseq += 1;
+        RequestParts {
+            method,
+            uri,
+            from: self.local_with_tag(),
+            to: self.remote_with_tag(),
+            call_id: self.call_id.as_str(),
+            cseq: self.local_cseq,
+            max_forwards: 70,
+            contact: Some(build::contact(self.local, self.peer.transport)),
+            routes: &self.route_set,
+            extra: Headers::new(),
+            body,
+        }
+        .build(self.local, self.peer.transport, branch)
+    }
+
+    /// The ACK for a 2xx to our INVITE `cseq` (RFC 3261 §13.2.2.4: a request of its own,
+    /// outside any transaction).
+    pub(crate) fn ack(&self, cseq: u32, body: Option<Bytes>, branch: &str) -> Option<Request> {
+        RequestParts {
+            method: Method::ACK,
+            uri: self.remote_target.clone()?,
+            from: self.local_with_tag(),
+            to: self.remote_with_tag(),
+            call_id: self.call_id.as_str(),
+            cseq,
+            max_forwards: 70,
+            contact: None,
+            routes: &self.route_set,
+            extra: Headers::new(),
+            body: body.map(|b| ("application/sdp", b)),
+        }
+        .build(self.local, self.peer.transport, branch)
+        .map(|(request, _)| request)
+    }
+
+    /// The CANCEL of our initial INVITE, sent with `via` (RFC 3261 §9.1: the INVITE's Via,
+    /// From, To, Call-ID and CSeq number).
+    pub(crate) fn cancel(&self, via: &str) -> Option<(Request, Essentials)> {
+        let mut headers = Headers::with_capacity(8);
+        headers.insert(Name::VIA, via.to_owned());
+        headers.insert(Name::MAX_FORWARDS, "70");
+        headers.insert(Name::FROM, self.local_with_tag());
+        headers.insert(Name::TO, self.remote_uri.clone());
+        headers.insert(Name::CALL_ID, self.call_id.clone());
+        headers.insert(Name::CSEQ, "1 CANCEL");
+        let uri = self.remote_target.clone()?;
+        let cancel = Request { method: Method::CANCEL, uri, headers, body: Bytes::new() };
+        let essentials = cancel.essentials().ok()?;
+        Some((cancel, essentials))
+    }
+
+    /// What a 2xx to our INVITE says of the dialog: the peer's tag, its Contact (the target
+    /// of our requests, and where they go) and the route set.
+    pub(crate) fn confirm(&mut self, response: &Response, to_tag: Option<BytesStr>) {
+        self.remote_tag = to_tag;
+        if let Some(target) =
+            response.headers.get_raw(&Name::CONTACT).next().and_then(|c| build::uri_in(c.as_str()))
+        {
+            if let Some(peer) = build::peer_of(&target) {
+                self.peer = Peer { transport: peer.transport, ..self.peer };
+                self.peer.addr = peer.addr;
+            }
+            self.remote_target = Some(target);
+        }
+        self.route_set = response.headers.get_raw(&Name::RECORD_ROUTE).rev().cloned().collect();
+    }
+}
+
+/// An agent INVITE that ivrpay let go of (the call ended, or failover moved on) while it
+/// may still be answered. It is CANCELled as soon as a provisional allows (RFC 3261 §9.1),
+/// and a 2xx that wins the race is ACKed and hung up, so no agent is left on a call that
+/// nobody is on.
+#[derive(Debug)]
+pub(crate) struct StrayLeg {
+    pub(crate) call: u64,
+    pub(crate) dialog: Dialog,
+    /// The INVITE's Via (the CANCEL's).
+    pub(crate) via: String,
+    pub(crate) cancelled: bool,
+    pub(crate) hung_up: bool,
 }
 
 /// What a pending ACK waits for: the leg whose 2xx we hold unacknowledged until the other
@@ -95,8 +190,6 @@ pub(crate) struct Call {
     pub(crate) provisional: bool,
     /// Any response arrived on the current attempt (the target is alive).
     pub(crate) responded: bool,
-    /// The customer cancelled; CANCEL the agent leg as soon as that is allowed.
-    pub(crate) cancel_pending: bool,
     pub(crate) held_ack: Option<HeldAck>,
     pub(crate) media: MediaPorts,
     pub(crate) agent_name: Option<String>,

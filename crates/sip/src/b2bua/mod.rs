@@ -19,7 +19,7 @@ use ezk_sip_types::{Headers, Method, Name};
 use ivrpay_dtmf::Digit;
 
 use self::build::{ALLOW, CALL_ID_HEADER, RequestParts};
-use self::call::{Call, Dialog, HeldAck, Phase};
+use self::call::{Call, Dialog, HeldAck, Phase, StrayLeg};
 pub use self::ivr::IvrParams;
 use crate::media::{CallId, Leg, MediaControl, MediaSettings};
 use crate::message::{self, Essentials, Message, ParseError, Request, Response};
@@ -103,7 +103,9 @@ enum ClientRole {
     Invite,
     /// The relay of `server`, which arrived on the other leg.
     Relayed { server: ServerTxId, from: Leg },
-    /// A request of our own whose answer does not matter (BYE, CANCEL, ACK'd cleanup).
+    /// An agent INVITE let go of: see [`StrayLeg`].
+    Stray,
+    /// A request of our own whose answer does not matter (BYE, CANCEL).
     Fire,
 }
 
@@ -153,6 +155,7 @@ pub struct Core<M: MediaControl> {
     /// The call each open server transaction belongs to.
     server_owner: HashMap<ServerTxId, u64>,
     client_owner: HashMap<ClientTxId, (u64, ClientRole)>,
+    strays: HashMap<ClientTxId, StrayLeg>,
     deadlines: BinaryHeap<Reverse<(Instant, u64, CallTimer)>>,
     /// Requests relayed to the other leg, by their server transaction: what is needed to
     /// answer them when the other leg does.
@@ -185,6 +188,7 @@ impl<M: MediaControl> Core<M> {
             by_id: HashMap::new(),
             server_owner: HashMap::new(),
             client_owner: HashMap::new(),
+            strays: HashMap::new(),
             deadlines: BinaryHeap::new(),
             relayed: HashMap::new(),
             next_key: 0,
@@ -324,6 +328,10 @@ impl<M: MediaControl> Core<M> {
                     self.on_response(now, id, response, essentials)
                 }
                 TxEvent::Timeout { id } => self.on_client_timeout(now, id),
+                TxEvent::ClientDone { id } => {
+                    self.client_owner.remove(&id);
+                    self.strays.remove(&id);
+                }
                 TxEvent::Unacknowledged { id, success } => {
                     if let Some(key) = self.server_owner.get(&id).copied() {
                         if success {
@@ -624,7 +632,6 @@ impl<M: MediaControl> Core<M> {
                 agent_invite_via: String::new(),
                 provisional: false,
                 responded: false,
-                cancel_pending: false,
                 held_ack: None,
                 media,
                 agent_name,
@@ -790,42 +797,78 @@ impl<M: MediaControl> Core<M> {
                 build::response(&call.invite_headers, code, Some(&call.customer.local_tag));
             self.respond(now, invite, &response);
         }
-        self.cancel_agent(now, key);
+        self.release_agent_invite(now, key);
         self.end_call(key, reason);
     }
 
-    /// CANCELs the agent INVITE if a provisional allows it; otherwise remembers to.
-    fn cancel_agent(&mut self, now: Instant, key: u64) {
+    /// Lets go of the agent INVITE of the current attempt (a [`StrayLeg`]): CANCELled now
+    /// if a provisional allows it, else when one comes.
+    fn release_agent_invite(&mut self, now: Instant, key: u64) {
         let Some(call) = self.calls.get_mut(&key) else { return };
-        let Some(invite) = call.agent_invite else { return };
-        if !call.provisional {
-            // RFC 3261 §9.1: no CANCEL before a provisional response; abandon or wait.
-            if call.responded {
-                call.cancel_pending = true;
-            } else {
-                self.tx.abandon(invite);
-                self.client_owner.remove(&invite);
-                call.agent_invite = None;
-            }
+        let Some(invite) = call.agent_invite.take() else { return };
+        let Some(dialog) = call.agent.clone() else { return };
+        let provisional = call.provisional;
+        let via = call.agent_invite_via.clone();
+        let stray = StrayLeg { call: key, dialog, via, cancelled: false, hung_up: false };
+        self.strays.insert(invite, stray);
+        self.client_owner.insert(invite, (key, ClientRole::Stray));
+        if provisional {
+            self.cancel_stray(now, invite);
+        }
+    }
+
+    fn cancel_stray(&mut self, now: Instant, invite: ClientTxId) {
+        let Some(stray) = self.strays.get_mut(&invite) else { return };
+        if stray.cancelled {
             return;
         }
-        call.agent_invite = None;
-        let Some(agent) = &call.agent else { return };
-        let mut headers = Headers::with_capacity(8);
-        headers.insert(Name::VIA, call.agent_invite_via.clone());
-        headers.insert(Name::MAX_FORWARDS, "70");
-        headers.insert(Name::FROM, agent.local_with_tag());
-        headers.insert(Name::TO, agent.remote_uri.clone());
-        headers.insert(Name::CALL_ID, agent.call_id.clone());
-        headers.insert(Name::CSEQ, "1 CANCEL");
-        let Some(uri) = agent.remote_target.clone() else { return };
-        let cancel = Request { method: Method::CANCEL, uri, headers, body: Bytes::new() };
-        let Ok(essentials) = cancel.essentials() else { return };
-        let (local, peer) = (agent.local, agent.peer);
+        stray.cancelled = true;
+        let Some((cancel, essentials)) = stray.dialog.cancel(&stray.via) else { return };
+        let (local, peer, key) = (stray.dialog.local, stray.dialog.peer, stray.call);
         let id = self.tx.send_request(now, local, peer, &cancel, &essentials);
         self.client_owner.insert(id, (key, ClientRole::Fire));
-        // The agent INVITE still gets its 487; keep it owned so the response is absorbed.
-        self.client_owner.insert(invite, (key, ClientRole::Fire));
+        self.tx.cancelled(now, invite);
+    }
+
+    /// A response to a stray INVITE: a provisional lets the CANCEL go; a 2xx (and each of
+    /// its retransmissions) is ACKed, and hung up once.
+    fn on_stray_response(
+        &mut self,
+        now: Instant,
+        invite: ClientTxId,
+        response: &Response,
+        essentials: &Essentials,
+    ) {
+        match response.status() {
+            100..=199 => self.cancel_stray(now, invite),
+            200..=299 => {
+                let branch = build::branch(self.rng.next());
+                let Some(stray) = self.strays.get_mut(&invite) else { return };
+                if !stray.hung_up {
+                    stray.dialog.confirm(response, essentials.to_tag.clone());
+                }
+                let (local, peer) = (stray.dialog.local, stray.dialog.peer);
+                if let Some(ack) = stray.dialog.ack(essentials.cseq.cseq, None, &branch) {
+                    self.tx.send_stateless(local, peer, encode(&ack));
+                }
+                if stray.hung_up {
+                    return;
+                }
+                stray.hung_up = true;
+                let branch = build::branch(self.rng.next());
+                let Some((bye, bye_essentials)) = stray.dialog.request(Method::BYE, None, &branch)
+                else {
+                    return;
+                };
+                let key = stray.call;
+                let id = self.tx.send_request(now, local, peer, &bye, &bye_essentials);
+                self.client_owner.insert(id, (key, ClientRole::Fire));
+            }
+            _ => {
+                self.strays.remove(&invite);
+                self.client_owner.remove(&invite);
+            }
+        }
     }
 
     fn on_bye(&mut self, now: Instant, id: ServerTxId, key: u64, leg: Leg, request: &Request) {
@@ -941,24 +984,12 @@ impl<M: MediaControl> Core<M> {
         let branch = build::branch(self.rng.next());
         let call = self.calls.get_mut(&key)?;
         let dialog = call.dialog_mut(leg)?;
-        let uri = dialog.remote_target.clone()?;
-        dialog.local_cseq += 1;
         let (local, peer) = (dialog.local, dialog.peer);
-        let routes = dialog.route_set.clone();
-        let parts = RequestParts {
+        let (request, essentials) = dialog.request(
             method,
-            uri,
-            from: dialog.local_with_tag(),
-            to: dialog.remote_with_tag(),
-            call_id: dialog.call_id.as_str(),
-            cseq: dialog.local_cseq,
-            max_forwards: 70,
-            contact: Some(build::contact(local, peer.transport)),
-            routes: &routes,
-            extra: Headers::new(),
-            body: body.as_ref().map(|(ct, b)| (ct.as_str(), b.clone())),
-        };
-        let (request, essentials) = parts.build(local, peer.transport, &branch)?;
+            body.as_ref().map(|(ct, b)| (ct.as_str(), b.clone())),
+            &branch,
+        )?;
         let id = self.tx.send_request(now, local, peer, &request, &essentials);
         self.client_owner.insert(id, (key, role));
         Some(id)
@@ -998,25 +1029,8 @@ impl<M: MediaControl> Core<M> {
     fn send_ack(&mut self, _now: Instant, key: u64, leg: Leg, cseq: u32, body: Option<Bytes>) {
         let branch = build::branch(self.rng.next());
         let Some(dialog) = self.calls.get(&key).and_then(|c| c.dialog(leg)) else { return };
-        let Some(uri) = dialog.remote_target.clone() else { return };
-        let parts = RequestParts {
-            method: Method::ACK,
-            uri,
-            from: dialog.local_with_tag(),
-            to: dialog.remote_with_tag(),
-            call_id: dialog.call_id.as_str(),
-            cseq,
-            max_forwards: 70,
-            contact: None,
-            routes: &dialog.route_set,
-            extra: Headers::new(),
-            body: body.map(|b| ("application/sdp", b)),
-        };
-        let (local, peer) = (dialog.local, dialog.peer);
-        let Some((request, _)) = parts.build(local, peer.transport, &branch) else { return };
-        let mut bytes = bytes::BytesMut::with_capacity(512);
-        request.encode(&mut bytes);
-        self.tx.send_stateless(local, peer, bytes.freeze());
+        let Some(ack) = dialog.ack(cseq, body, &branch) else { return };
+        self.tx.send_stateless(dialog.local, dialog.peer, encode(&ack));
     }
 
     // ---- responses ----
@@ -1037,14 +1051,8 @@ impl<M: MediaControl> Core<M> {
             ClientRole::Relayed { server, from } => {
                 self.on_relayed_response(now, key, server, from, response, essentials)
             }
-            ClientRole::Fire => {
-                // A 2xx to an INVITE we cancelled (the race RFC 3261 allows): ACK it, BYE it.
-                if essentials.cseq.method == Method::INVITE
-                    && (200..300).contains(&response.status())
-                {
-                    self.ack_and_bye_stray(now, key, &response, &essentials);
-                }
-            }
+            ClientRole::Stray => self.on_stray_response(now, id, &response, &essentials),
+            ClientRole::Fire => {}
         }
     }
 
@@ -1064,14 +1072,8 @@ impl<M: MediaControl> Core<M> {
         call.responded = true;
         call.failover_at = None;
         if code < 200 {
-            if code > 100 {
-                call.provisional = true;
-            }
-            if call.cancel_pending && call.provisional {
-                call.cancel_pending = false;
-                self.cancel_agent(now, key);
-                return;
-            }
+            // Any provisional, 100 Trying included, allows a CANCEL (RFC 3261 §9.1).
+            call.provisional = true;
             if code > 100 {
                 self.relay_to_customer(now, key, &response, &essentials, false);
             }
@@ -1081,7 +1083,9 @@ impl<M: MediaControl> Core<M> {
         if code >= 300 {
             self.client_owner.remove(&id);
             let profile = &self.profiles[call.profile];
-            let failover = code >= 500 || code == 408;
+            // A server error or timeout tries the next target; a 6xx is the callee's final
+            // word for every target (RFC 3261 §16.7), a 4xx is about this request.
+            let failover = (500..600).contains(&code) || code == 408;
             let Phase::Routing { attempt } = call.phase else { return };
             let more =
                 matches!(&profile.mode, Mode::Relay { targets } if attempt + 1 < targets.len());
@@ -1093,26 +1097,8 @@ impl<M: MediaControl> Core<M> {
             return;
         }
         // 2xx: the agent answered.
-        if call.cancel_pending || call.invite.is_none() {
-            self.ack_and_bye_stray(now, key, &response, &essentials);
-            return;
-        }
         if let Some(agent) = call.agent.as_mut() {
-            agent.remote_tag = essentials.to_tag.clone();
-            if let Some(target) = response
-                .headers
-                .get_raw(&Name::CONTACT)
-                .next()
-                .and_then(|c| build::uri_in(c.as_str()))
-            {
-                if let Some(peer) = build::peer_of(&target) {
-                    agent.peer = Peer { transport: peer.transport, ..agent.peer };
-                    agent.peer.addr = peer.addr;
-                }
-                agent.remote_target = Some(target);
-            }
-            agent.route_set =
-                response.headers.get_raw(&Name::RECORD_ROUTE).rev().cloned().collect();
+            agent.confirm(&response, essentials.to_tag.clone());
         }
         if let Some(name) = &self.profiles[call.profile].agent_header {
             if let Some(value) =
@@ -1266,29 +1252,8 @@ impl<M: MediaControl> Core<M> {
         self.respond(now, server, &out);
     }
 
-    fn ack_and_bye_stray(
-        &mut self,
-        now: Instant,
-        key: u64,
-        response: &Response,
-        essentials: &Essentials,
-    ) {
-        if let Some(agent) = self.calls.get_mut(&key).and_then(|c| c.agent.as_mut()) {
-            agent.remote_tag = essentials.to_tag.clone();
-            if let Some(target) = response
-                .headers
-                .get_raw(&Name::CONTACT)
-                .next()
-                .and_then(|c| build::uri_in(c.as_str()))
-            {
-                agent.remote_target = Some(target);
-            }
-        }
-        self.send_ack(now, key, Leg::Agent, essentials.cseq.cseq, None);
-        self.send_in_dialog(now, key, Leg::Agent, Method::BYE, None, ClientRole::Fire);
-    }
-
     fn on_client_timeout(&mut self, now: Instant, id: ClientTxId) {
+        self.strays.remove(&id);
         let Some((key, role)) = self.client_owner.remove(&id) else { return };
         match role {
             ClientRole::Invite => {
@@ -1309,7 +1274,7 @@ impl<M: MediaControl> Core<M> {
                     .unwrap_or_default();
                 self.respond_relayed(now, server, 408, None, None, &tag);
             }
-            ClientRole::Fire => {}
+            ClientRole::Stray | ClientRole::Fire => {}
         }
     }
 
@@ -1317,11 +1282,10 @@ impl<M: MediaControl> Core<M> {
         let Some(call) = self.calls.get(&key) else { return };
         match timer {
             CallTimer::Failover if call.failover_at == Some(at) && !call.responded => {
-                // Nothing at all from this target: try the next one.
-                if let (Some(invite), Phase::Routing { attempt }) = (call.agent_invite, call.phase)
-                {
-                    self.tx.abandon(invite);
-                    self.client_owner.remove(&invite);
+                // Nothing at all from this target: try the next one. The silent one keeps
+                // its INVITE transaction, so an answer it sends late is hung up.
+                if let Phase::Routing { attempt } = call.phase {
+                    self.release_agent_invite(now, key);
                     self.start_attempt(now, key, attempt + 1);
                 }
             }
@@ -1402,4 +1366,10 @@ fn uri_only(value: &str) -> String {
         (Some(open), Some(close)) if open < close => value[open + 1..close].to_owned(),
         _ => value.split(';').next().unwrap_or(value).trim().to_owned(),
     }
+}
+
+fn encode(request: &Request) -> Bytes {
+    let mut bytes = bytes::BytesMut::with_capacity(512);
+    request.encode(&mut bytes);
+    bytes.freeze()
 }

@@ -55,6 +55,22 @@ Content-Length: 0
     agent_invite
 }
 
+/// The customer's CANCEL of its INVITE `call_id` (sent with `branch`).
+fn customer_cancel(call_id: &str, branch: &str) -> String {
+    format!(
+        "CANCEL sip:pay@127.0.0.1:5060 SIP/2.0
+Via: SIP/2.0/UDP 127.0.0.1:6000;branch={branch}
+Max-Forwards: 70
+From: \"Customer\" <sip:+441234567890@127.0.0.1:6000>;tag=cust1
+To: <sip:pay@127.0.0.1:5060>
+Call-ID: {call_id}
+CSeq: 1 CANCEL
+Content-Length: 0
+
+"
+    )
+}
+
 /// An in-dialog request from the customer, given ivrpay's 200 To value.
 fn customer_request(
     method: &str,
@@ -80,25 +96,6 @@ Contact: <sip:customer@127.0.0.1:6000>
 {body}",
         body.replace('\n', "\r\n").len()
     )
-}
-
-fn our_to(sim: &mut Sim, call_id: &str) -> String {
-    // Re-create the To of ivrpay's 200 from the events (the tag is deterministic per seed):
-    // simpler to send an OPTIONS and read it back.
-    sim.send(
-        CUSTOMER,
-        &customer_request(
-            "OPTIONS",
-            call_id,
-            "<sip:pay@127.0.0.1:5060>",
-            90,
-            "z9hG4bKopt",
-            None,
-            "",
-        ),
-    );
-    let _ = sim.take_response(CUSTOMER);
-    String::new()
 }
 
 #[test]
@@ -233,19 +230,7 @@ fn cancel_before_answer_cancels_the_agent_leg() {
     let agent_invite = sim.take_request(AGENT);
     sim.send_message(AGENT, &reply(&agent_invite, 180, Some("a5"), None, &[]));
     assert_eq!(sim.take_response(CUSTOMER).status(), 180);
-    sim.send(
-        CUSTOMER,
-        "CANCEL sip:pay@127.0.0.1:5060 SIP/2.0
-Via: SIP/2.0/UDP 127.0.0.1:6000;branch=z9hG4bKc5
-Max-Forwards: 70
-From: \"Customer\" <sip:+441234567890@127.0.0.1:6000>;tag=cust1
-To: <sip:pay@127.0.0.1:5060>
-Call-ID: call-5
-CSeq: 1 CANCEL
-Content-Length: 0
-
-",
-    );
+    sim.send(CUSTOMER, &customer_cancel("call-5", "z9hG4bKc5"));
     let mut codes =
         vec![sim.take_response(CUSTOMER).status(), sim.take_response(CUSTOMER).status()];
     codes.sort();
@@ -263,6 +248,130 @@ Content-Length: 0
     assert!(matches!(
         sim.events.last(),
         Some(CallEvent::Ended { reason: EndReason::Cancelled, .. })
+    ));
+}
+
+#[test]
+fn cancel_after_only_100_trying_cancels_the_agent_leg_and_a_racing_200_is_hung_up() {
+    let mut sim = Sim::new();
+    sim.send(CUSTOMER, &invite("call-c1", "z9hG4bKcc1", Some(OFFER), ""));
+    let _ = sim.take_response(CUSTOMER);
+    let agent_invite = sim.take_request(AGENT);
+    sim.send_message(AGENT, &reply(&agent_invite, 100, None, None, &[]));
+    sim.send(CUSTOMER, &customer_cancel("call-c1", "z9hG4bKcc1"));
+    let mut codes =
+        vec![sim.take_response(CUSTOMER).status(), sim.take_response(CUSTOMER).status()];
+    codes.sort();
+    assert_eq!(codes, vec![200, 487]);
+    let cancel = sim.take_request(AGENT);
+    assert_eq!(cancel.method, Method::CANCEL, "a 100 Trying allows the CANCEL");
+    assert_eq!(
+        header_named(&cancel.headers, &Name::VIA),
+        header_named(&agent_invite.headers, &Name::VIA)
+    );
+    assert_eq!(sim.core.active_calls(), 0);
+
+    // The agent answered before the CANCEL reached it: ACK the 200, then hang up.
+    sim.send_message(AGENT, &reply(&cancel, 200, Some("c1"), None, &[]));
+    let ok = reply(
+        &agent_invite,
+        200,
+        Some("c1"),
+        Some(&answer(9100, "sendrecv")),
+        &[("Contact", "<sip:agent@127.0.0.1:5080>")],
+    );
+    sim.send_message(AGENT, &ok);
+    let ack = sim.take_request(AGENT);
+    assert_eq!(ack.method, Method::ACK);
+    let bye = sim.take_request(AGENT);
+    assert_eq!(bye.method, Method::BYE);
+    assert!(header_named(&bye.headers, &Name::TO).expect("To").contains("tag=c1"));
+    assert_eq!(
+        header_named(&bye.headers, &Name::CALL_ID),
+        header_named(&agent_invite.headers, &Name::CALL_ID)
+    );
+    // A retransmitted 200 is ACKed again, but not hung up twice.
+    sim.send_message(AGENT, &ok);
+    assert_eq!(sim.take_request(AGENT).method, Method::ACK);
+    assert!(!sim.sent.iter().any(|(to, _)| *to == crate::sim::addr(AGENT)), "{:?}", sim.summary());
+    sim.send_message(AGENT, &reply(&bye, 200, Some("c1"), None, &[]));
+    sim.advance(Duration::from_secs(40));
+    assert_eq!(sim.core.open_transactions(), (0, 0));
+}
+
+#[test]
+fn cancel_before_any_response_waits_for_the_provisional() {
+    let mut sim = Sim::new();
+    sim.send(CUSTOMER, &invite("call-c2", "z9hG4bKcc2", Some(OFFER), ""));
+    let _ = sim.take_response(CUSTOMER);
+    let agent_invite = sim.take_request(AGENT);
+    sim.send(CUSTOMER, &customer_cancel("call-c2", "z9hG4bKcc2"));
+    let _ = sim.take_response(CUSTOMER);
+    let _ = sim.take_response(CUSTOMER);
+    // RFC 3261 §9.1: no CANCEL before a provisional.
+    assert!(!sim.sent.iter().any(|(to, _)| *to == crate::sim::addr(AGENT)));
+    sim.send_message(AGENT, &reply(&agent_invite, 180, Some("c2"), None, &[]));
+    assert_eq!(sim.take_request(AGENT).method, Method::CANCEL);
+    assert!(sim.nothing_sent(), "the late 180 is not relayed: {:?}", sim.summary());
+    // The agent never answers the INVITE: it is given up 64*T1 after the CANCEL.
+    sim.advance(Duration::from_secs(40));
+    while sim.core.poll_transmit().is_some() {}
+    assert_eq!(sim.core.open_transactions(), (0, 0));
+}
+
+#[test]
+fn an_answer_from_a_target_failed_over_is_hung_up() {
+    let mut sim = Sim::new();
+    sim.send(CUSTOMER, &invite("call-c3", "z9hG4bKcc3", Some(OFFER), ""));
+    let _ = sim.take_response(CUSTOMER);
+    let first = sim.take_request(AGENT);
+    sim.advance(Duration::from_millis(1100));
+    let second = sim.take_request(AGENT2);
+    assert_eq!(second.method, Method::INVITE);
+    while sim.sent.iter().any(|(to, _)| *to == crate::sim::addr(AGENT)) {
+        assert_eq!(sim.take_request(AGENT).method, Method::INVITE, "retransmissions only");
+    }
+    // The slow first target answers after all: it is ACKed and hung up, the call goes on
+    // with the second.
+    let late = reply(
+        &first,
+        200,
+        Some("late"),
+        Some(&answer(9300, "sendrecv")),
+        &[("Contact", "<sip:agent@127.0.0.1:5080>")],
+    );
+    sim.send_message(AGENT, &late);
+    assert_eq!(sim.take_request(AGENT).method, Method::ACK);
+    assert_eq!(sim.take_request(AGENT).method, Method::BYE);
+    assert!(!sim.sent.iter().any(|(to, _)| *to == crate::sim::addr(CUSTOMER)));
+    sim.send_message(
+        AGENT2,
+        &reply(
+            &second,
+            200,
+            Some("c3"),
+            Some(&answer(9200, "sendrecv")),
+            &[("Contact", "<sip:agent@127.0.0.1:5082>")],
+        ),
+    );
+    assert_eq!(sim.take_request(AGENT2).method, Method::ACK);
+    assert_eq!(sim.take_response(CUSTOMER).status(), 200);
+    assert_eq!(sim.core.active_calls(), 1);
+}
+
+#[test]
+fn a_6xx_is_final_for_every_target() {
+    let mut sim = Sim::new();
+    sim.send(CUSTOMER, &invite("call-c4", "z9hG4bKcc4", Some(OFFER), ""));
+    let _ = sim.take_response(CUSTOMER);
+    let first = sim.take_request(AGENT);
+    sim.send_message(AGENT, &reply(&first, 603, Some("c4"), None, &[]));
+    assert_eq!(sim.take_request(AGENT).method, Method::ACK);
+    assert_eq!(sim.take_response(CUSTOMER).status(), 603);
+    assert!(sim.nothing_sent(), "no failover on 603: {:?}", sim.summary());
+    assert!(matches!(
+        sim.events.last(),
+        Some(CallEvent::Ended { reason: EndReason::Rejected(603), .. })
     ));
 }
 
@@ -638,5 +747,4 @@ fn shutdown_refuses_new_calls_and_ends_the_rest() {
         let _ = t;
     }
     assert_eq!(sim.core.active_calls(), 0);
-    let _ = our_to;
 }
