@@ -245,3 +245,13 @@ impl From<ivrpay_sync::api::ApiError> for ApiError {
 pub(crate) async fn not_found_fallback() -> ApiError {
     ApiError::not_found("resource at this path")
 }
+
+/// A known path with a method it does not take (axum adds the `Allow` header).
+pub(crate) async fn method_not_allowed_fallback(method: axum::http::Method) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!("{method} is not allowed on this path"),
+    )
+}

@@ -197,5 +197,6 @@ pub fn router(state: ApiState) -> Router {
     routes
         .layer(axum::middleware::from_fn_with_state(state.clone(), idempotency::layer))
         .fallback(error::not_found_fallback)
+        .method_not_allowed_fallback(error::method_not_allowed_fallback)
         .with_state(state)
 }

@@ -20,6 +20,9 @@
 //! "amount", "currency_code", "error_code", "error_message"}`; an absent `amount` refunds
 //! what is left.
 //!
+//! The protocol has no MOTO flag: its endpoint is a telephone-order endpoint by definition
+//! (Hyperswitch serves it as `/telephone_order/…`), so what is sent here is MOTO.
+//!
 //! Retry rule: 5xx, 408, 429 and transport failures are retried with the same
 //! `transaction_id`; `error_code: "processing_error"` too; other error codes are
 //! declines; 409 is an idempotency conflict; other 4xx are invalid requests. The

@@ -1,6 +1,7 @@
 //! `GET /v1/calls` and `GET /v1/calls/{id}`.
 
 use ivrpay_store::testing::TestDatabase;
+use reqwest::Method;
 
 use crate::support::Api;
 
@@ -72,4 +73,11 @@ async fn list_and_get_calls(db: &TestDatabase) {
     api.get("/v1/calls?cursor=pay_123", &api.admin).await.problem(422, Some("cursor"));
     api.get("/v1/calls?colour=red", &api.admin).await.problem(422, None);
     api.get("/v1/nothing-here", &api.admin).await.problem(404, None);
+    // A method a path does not take: 405 as a problem, with what it does take.
+    let wrong = api
+        .send(Method::DELETE, &format!("/v1/calls/{}", calls[0].as_str()), &api.admin, None, None)
+        .await
+        .problem(405, None);
+    assert_eq!(wrong.json["type"], "urn:ivrpay:problem:method-not-allowed");
+    assert_eq!(wrong.header("allow"), Some("GET,HEAD"), "{:?}", wrong.text);
 }

@@ -235,3 +235,103 @@ async fn contract_against_localstripe() {
     let e = charge(&gone, "e3", "4242424242424242", 100).await.expect_err("no server");
     assert!(e.is_retryable(), "{e:?}");
 }
+
+/// What a recording Stripe peer saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    path: String,
+    idempotency_key: Option<String>,
+    form: Vec<(String, String)>,
+}
+
+/// A loopback peer that records each request and answers like Stripe (a payment method,
+/// then a succeeded PaymentIntent), after one 503 on the first PaymentIntent: what
+/// localstripe cannot show (it ignores the MOTO flag and has no idempotency keys).
+async fn recording_peer() -> (std::sync::Arc<std::sync::Mutex<Vec<Seen>>>, String) {
+    use axum::extract::{Path, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::{Form, Json};
+    type Seens = std::sync::Arc<std::sync::Mutex<Vec<Seen>>>;
+    async fn record(
+        State(seen): State<Seens>,
+        Path(object): Path<String>,
+        headers: HeaderMap,
+        Form(form): Form<Vec<(String, String)>>,
+    ) -> (StatusCode, Json<serde_json::Value>) {
+        let idempotency_key =
+            headers.get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let mut seen = seen.lock().expect("lock");
+        let first_intent =
+            object == "payment_intents" && !seen.iter().any(|s| s.path == "/v1/payment_intents");
+        seen.push(Seen { path: format!("/v1/{object}"), idempotency_key, form });
+        match object.as_str() {
+            _ if first_intent => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(serde_json::json!({"error": {"type": "api_error"}})),
+            ),
+            "payment_methods" => (StatusCode::OK, Json(serde_json::json!({"id": "pm_rec"}))),
+            _ => (
+                StatusCode::OK,
+                Json(serde_json::json!({"id": "pi_rec", "status": "succeeded", "amount": 1250})),
+            ),
+        }
+    }
+    let seen = Seens::default();
+    let app = axum::Router::new()
+        .route("/v1/{object}", axum::routing::post(record))
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (seen, url)
+}
+
+#[tokio::test]
+async fn every_charge_is_moto_and_a_retry_reuses_its_idempotency_keys() {
+    let (seen, url) = recording_peer().await;
+    let g = Stripe::new(StripeConfig {
+        base_url: url,
+        secret_key: Secret::new("sk_test_recorder".into()),
+        timeout: Duration::from_secs(5),
+    })
+    .expect("client");
+    // The first attempt meets a 503 (retryable); the retry, with the same attempt key,
+    // succeeds.
+    assert_eq!(
+        charge(&g, "attempt-1", "4242424242424242", 1250).await,
+        Err(GatewayError::Server { status: 503 })
+    );
+    let ChargeOutcome::Succeeded(paid) =
+        charge(&g, "attempt-1", "4242424242424242", 1250).await.expect("retry")
+    else {
+        panic!("the retry succeeds")
+    };
+    assert_eq!(paid.charge_id, "pi_rec");
+
+    let seen = seen.lock().expect("lock").clone();
+    let paths: Vec<&str> = seen.iter().map(|s| s.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v1/payment_methods",
+            "/v1/payment_intents",
+            "/v1/payment_methods",
+            "/v1/payment_intents"
+        ]
+    );
+    let keys: Vec<Option<&str>> = seen.iter().map(|s| s.idempotency_key.as_deref()).collect();
+    let pm_key = keys[0].expect("the payment method has an Idempotency-Key");
+    let intent_key = keys[1].expect("the PaymentIntent has an Idempotency-Key");
+    assert_ne!(pm_key, intent_key, "each object has its own key");
+    assert_eq!(keys[2], Some(pm_key), "the retry sends the same keys");
+    assert_eq!(keys[3], Some(intent_key), "the retry sends the same keys");
+    for intent in seen.iter().filter(|s| s.path == "/v1/payment_intents") {
+        let value =
+            |name: &str| intent.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        assert_eq!(value("payment_method_options[card][moto]"), Some("true"));
+        assert_eq!(value("confirm"), Some("true"));
+        assert_eq!(value("amount"), Some("1250"));
+        assert_eq!(value("currency"), Some("usd"));
+        assert_eq!(value("payment_method"), Some("pm_rec"));
+    }
+}
