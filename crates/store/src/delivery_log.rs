@@ -163,6 +163,9 @@ impl Store {
             .bind(&batch)
             .fetch_all(&mut **c)
             .await?,
+            // The `+` keeps SQLite off the status index: without statistics it would walk
+            // every row in flight and scan the whole batch for each (256 x 256 JSON
+            // lookups, about 120 ms a batch), instead of one primary-key lookup per row.
             Tx::Sqlite(c) => sqlx::query_as(
                 "UPDATE deliveries SET status = j.status,
                      next_attempt_at_ms = COALESCE(j.next, deliveries.next_attempt_at_ms),
@@ -173,7 +176,7 @@ impl Store {
                               value ->> '$.ended' AS ended
                        FROM json_each($1)) AS j
                  WHERE deliveries.id = j.id AND deliveries.attempts = j.attempt
-                   AND deliveries.status = 'sending'
+                   AND +deliveries.status = 'sending'
                  RETURNING deliveries.id, deliveries.attempts",
             )
             .bind(&batch)
