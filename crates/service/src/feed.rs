@@ -18,6 +18,8 @@ const BACKLOG: usize = 4096;
 const PAGE: u32 = 500;
 /// How often the pump looks for commits it was not poked about.
 const POLL: Duration = Duration::from_millis(500);
+/// The pump reads at most once per this long.
+const COALESCE: Duration = Duration::from_millis(10);
 
 /// The feed of one tenant.
 #[derive(Debug, Clone)]
@@ -39,6 +41,9 @@ impl Feed {
         tokio::spawn(async move {
             loop {
                 let _ = tokio::time::timeout(POLL, poke.notified()).await;
+                // Commits poked meanwhile are read together: at most one query per COALESCE
+                // however many calls commit, for that much delay on the feed.
+                tokio::time::sleep(COALESCE).await;
                 if live.receiver_count() == 0 {
                     // Nobody listens: keep the position current without sending.
                     if let Ok(seq) = store.latest_seq(&tenant).await {
