@@ -55,13 +55,15 @@ fn instant() -> Instant {
     Instant::now()
 }
 
-/// Cards the sandbox charges successfully (Stripe's test cards), with their security codes.
+/// Cards the sandbox charges successfully (Stripe's test cards), with their security codes:
+/// only brands a session accepts by default (Visa, Mastercard, Amex), or the capture asks
+/// for the number again.
 const SUCCEEDING: [(&str, &str); 6] = [
     ("4242424242424242", "123"),
     ("5555555555554444", "123"),
     ("378282246310005", "1234"),
-    ("6011111111111117", "123"),
-    ("3566002020360505", "123"),
+    ("2223003122003222", "123"),
+    ("371449635398431", "1234"),
     ("4000056655665556", "123"),
 ];
 
@@ -177,7 +179,10 @@ async fn pay(service: &Service, cards: Cards, i: u64) -> Duration {
         service.digit(&call, Digit::from_char(key).expect("key"));
     }
     let last_key = instant();
-    let done = service.complete(&view.id).await.expect("complete");
+    let done = service
+        .complete(&view.id)
+        .await
+        .unwrap_or_else(|e| panic!("complete payment {i} ({}): {e:?}", cards.name()));
     let latency = last_key.elapsed();
     assert_eq!(done.status, expected, "{}", cards.name());
     service.call_ended(&call, "customer_hangup");
