@@ -199,12 +199,15 @@ pub(crate) async fn emit(
     now: Timestamp,
 ) -> Result<EventRecord, StoreError> {
     let id = EventId::generate(now);
-    // Every statement is a round trip (on SQLite, a hop to the connection's thread), and on
-    // PostgreSQL the tenant's row stays locked from the sequence bump to the commit: so the
-    // bump and the outbox row are one statement there, and the deliveries one more.
+    let order_key = order_key(event_type, subject_id, &payload);
+    // Every statement is a round trip (on SQLite, a hop to the connection's thread, which
+    // costs more than the statement), and on PostgreSQL the tenant's row stays locked from
+    // the sequence bump to the commit. PostgreSQL: the bump and the outbox row are one
+    // statement, the deliveries one more. SQLite: the three statements travel as one query
+    // string, one hop (sqlx runs them in turn on the same arguments, by number).
     let seq: Option<i64> = match tx {
         Tx::Postgres(c) => {
-            sqlx::query_scalar(
+            let seq: Option<i64> = sqlx::query_scalar(
                 "WITH bumped AS (
                  UPDATE tenants SET event_seq = event_seq + 1 WHERE id = $2 RETURNING event_seq)
              INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload, created_at_ms)
@@ -218,67 +221,58 @@ pub(crate) async fn emit(
             .bind(Json(&payload))
             .bind(now.unix_ms())
             .fetch_optional(&mut **c)
-            .await?
-        }
-        Tx::Sqlite(c) => {
-            let seq: Option<i64> = sqlx::query_scalar(
-                "UPDATE tenants SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq",
-            )
-            .bind(tenant.as_str())
-            .fetch_optional(&mut **c)
             .await?;
             if let Some(seq) = seq {
+                // One delivery per enabled sink that subscribes to this type ("*" or the type
+                // itself; `delivery.*` alerts only by name). Delivery ids are random.
                 sqlx::query(
-                    "INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload, created_at_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
+                                     next_attempt_at_ms, created_at_ms, updated_at_ms,
+                                     order_key, event_seq)
+                     SELECT 'dlv_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, s.id, 'pending', 0, $4, $4, $4, $5, $6
+                     FROM sinks s
+                     WHERE s.tenant_id = $1 AND s.enabled
+                       AND ((s.event_types ? '*' AND $3 NOT LIKE 'delivery.%') OR s.event_types ? $3)",
                 )
-                .bind(id.as_str())
                 .bind(tenant.as_str())
-                .bind(seq)
+                .bind(id.as_str())
                 .bind(event_type.as_str())
-                .bind(subject_id)
-                .bind(Json(&payload))
                 .bind(now.unix_ms())
+                .bind(order_key)
+                .bind(seq)
                 .execute(&mut **c)
                 .await?;
             }
             seq
         }
-    };
-    let seq = seq.ok_or(StoreError::NotFound { kind: "tenant" })?;
-    // One delivery per enabled sink that subscribes to this type ("*" or the type itself;
-    // `delivery.*` alerts only by name), chosen and written in one statement. Delivery ids are random (no time order needed).
-    let sql = match tx {
-        Tx::Postgres(_) => {
-            "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
+        // The outbox row and its deliveries read the bumped `seq` back from the tenant's
+        // row; with no such tenant all three statements touch nothing.
+        Tx::Sqlite(c) => sqlx::query_scalar(
+            "UPDATE tenants SET event_seq = event_seq + 1 WHERE id = $1 RETURNING event_seq;
+             INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload, created_at_ms)
+             SELECT $2, t.id, t.event_seq, $3, $4, $5, $6 FROM tenants t WHERE t.id = $1;
+             INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
                                      next_attempt_at_ms, created_at_ms, updated_at_ms,
                                      order_key, event_seq)
-             SELECT 'dlv_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, s.id, 'pending', 0, $4, $4, $4, $5, $6
-             FROM sinks s
-             WHERE s.tenant_id = $1 AND s.enabled
-               AND ((s.event_types ? '*' AND $3 NOT LIKE 'delivery.%') OR s.event_types ? $3)"
-        }
-        Tx::Sqlite(_) => {
-            "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
-                                     next_attempt_at_ms, created_at_ms, updated_at_ms,
-                                     order_key, event_seq)
-             SELECT 'dlv_' || lower(hex(randomblob(16))), $1, $2, s.id, 'pending', 0, $4, $4, $4, $5, $6
-             FROM sinks s
+             SELECT 'dlv_' || lower(hex(randomblob(16))), $1, $2, s.id, 'pending', 0, $6, $6, $6, $7, t.event_seq
+             FROM sinks s JOIN tenants t ON t.id = $1
              WHERE s.tenant_id = $1 AND s.enabled
                AND EXISTS (SELECT 1 FROM json_each(s.event_types) j
-                           WHERE j.value = $3 OR (j.value = '*' AND $3 NOT LIKE 'delivery.%'))"
-        }
-    };
-    on_tx!(tx, c => sqlx::query(sql)
+                           WHERE j.value = $3 OR (j.value = '*' AND $3 NOT LIKE 'delivery.%'))",
+        )
         .bind(tenant.as_str())
         .bind(id.as_str())
         .bind(event_type.as_str())
+        .bind(subject_id)
+        .bind(Json(&payload))
         .bind(now.unix_ms())
-        .bind(order_key(event_type, subject_id, &payload))
-        .bind(seq)
-        .execute(&mut **c)
+        .bind(order_key)
+        .fetch_all(&mut **c)
         .await?
-        .rows_affected());
+        .into_iter()
+        .next(),
+    };
+    let seq = seq.ok_or(StoreError::NotFound { kind: "tenant" })?;
     let event = EventRecord {
         id,
         tenant_id: tenant.clone(),
