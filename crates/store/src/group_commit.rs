@@ -276,3 +276,125 @@ impl DerefMut for SqliteTx {
 fn unreachable_connection() -> ! {
     panic!("a store transaction was used after commit")
 }
+
+#[cfg(test)]
+mod tests {
+    //! The group commit against a real SQLite file, read back through a second connection
+    //! (what another process, or the store's readers, would see).
+    use std::sync::Arc;
+
+    use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
+    use sqlx::{ConnectOptions, SqliteConnection};
+
+    use super::{Ordering, Writer};
+
+    struct Fixture {
+        writer: Arc<Writer>,
+        options: SqliteConnectOptions,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("writer.db"))
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .pragma("temp_store", "MEMORY");
+        let mut conn = options.connect().await.expect("connect");
+        sqlx::raw_sql("CREATE TABLE t (v INTEGER NOT NULL)")
+            .execute(&mut conn)
+            .await
+            .expect("table");
+        Fixture { writer: Arc::new(Writer::new(conn)), options, _dir: dir }
+    }
+
+    impl Fixture {
+        /// What a separate connection reads: only committed batches.
+        async fn committed(&self) -> Vec<i64> {
+            let mut reader: SqliteConnection = self.options.connect().await.expect("reader");
+            sqlx::query_scalar("SELECT v FROM t ORDER BY v")
+                .fetch_all(&mut reader)
+                .await
+                .expect("read")
+        }
+
+        /// One transaction that inserts `values` in turn: committed, or dropped without
+        /// committing (also when a statement fails).
+        async fn insert(
+            &self,
+            values: &[Option<i64>],
+            commit: bool,
+        ) -> Result<(), crate::StoreError> {
+            let mut tx = self.writer.begin().await?;
+            for v in values {
+                sqlx::query("INSERT INTO t (v) VALUES ($1)").bind(v).execute(&mut *tx).await?;
+            }
+            if commit {
+                tx.commit().await?;
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_commit_is_on_disk_when_it_returns_and_a_dropped_transaction_leaves_nothing() {
+        let f = fixture().await;
+        f.insert(&[Some(1)], true).await.expect("first");
+        assert_eq!(f.committed().await, [1], "visible to another connection once commit returns");
+        f.insert(&[Some(2)], false).await.expect("dropped");
+        f.insert(&[Some(3)], true).await.expect("after the dropped one");
+        assert_eq!(f.committed().await, [1, 3]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_dropped_transaction_leaves_nothing_in_a_batch_that_commits() {
+        let f = Arc::new(fixture().await);
+        let mut a = f.writer.begin().await.expect("a");
+        sqlx::query("INSERT INTO t (v) VALUES (1)").execute(&mut *a).await.expect("insert");
+        // B queues for the writer behind A, so A's commit joins a batch that B writes into
+        // and then drops.
+        let b = {
+            let f = Arc::clone(&f);
+            tokio::spawn(async move { f.insert(&[Some(2)], false).await })
+        };
+        for _ in 0..1000 {
+            if f.writer.queued.load(Ordering::SeqCst) == 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        assert_eq!(f.writer.queued.load(Ordering::SeqCst), 2, "B is waiting for the writer");
+        a.commit().await.expect("a's batch commits");
+        b.await.expect("b task").expect("b ran");
+        assert_eq!(f.committed().await, [1], "B's row went with its savepoint");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_statement_leaves_nothing_and_the_next_writer_commits() {
+        let f = fixture().await;
+        f.insert(&[Some(5)], true).await.expect("before");
+        // The first row goes in; the second breaks the NOT NULL constraint.
+        let failed = f.insert(&[Some(6), None], true).await;
+        assert!(failed.is_err());
+        f.insert(&[Some(7)], true).await.expect("the next writer");
+        assert_eq!(f.committed().await, [5, 7]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writers_waiting_at_once_share_commits_and_all_land() {
+        let f = Arc::new(fixture().await);
+        let writers: Vec<_> = (0..64)
+            .map(|v| {
+                let f = Arc::clone(&f);
+                tokio::spawn(async move { f.insert(&[Some(v)], true).await })
+            })
+            .collect();
+        for w in writers {
+            w.await.expect("writer task").expect("commit");
+        }
+        assert_eq!(f.committed().await, (0..64).collect::<Vec<i64>>());
+        let batches = *f.writer.finished.borrow();
+        assert!(batches < 64, "64 writers took {batches} commits: nothing was shared");
+    }
+}
