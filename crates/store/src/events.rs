@@ -16,7 +16,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use crate::Store;
-use crate::backend::{Tx, on_pool, on_tx, write_one};
+use crate::backend::{Tx, on_pool, write_one};
 use crate::error::StoreError;
 use crate::id::{EventId, SinkId, TenantId};
 use crate::time::Timestamp;
@@ -190,6 +190,11 @@ macro_rules! event_columns {
 
 /// Writes the event and its deliveries inside `tx`. Crate-private on purpose (see the module
 /// docs).
+///
+/// A delivery's id is made of its event's and its sink's, `dlv_<event>-<sink>`: unique as
+/// the pair is, and time-ordered as event ids are, so a new delivery goes at the end of the
+/// id index. A random id would land on a random page of it, one more page written to the
+/// log per delivery (on SQLite the largest part of a payment's writes).
 pub(crate) async fn emit(
     tx: &mut Tx,
     tenant: &TenantId,
@@ -224,12 +229,12 @@ pub(crate) async fn emit(
             .await?;
             if let Some(seq) = seq {
                 // One delivery per enabled sink that subscribes to this type ("*" or the type
-                // itself; `delivery.*` alerts only by name). Delivery ids are random.
+                // itself; `delivery.*` alerts only by name). Ids: see `emit`.
                 sqlx::query(
                     "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
                                      next_attempt_at_ms, created_at_ms, updated_at_ms,
                                      order_key, event_seq)
-                     SELECT 'dlv_' || replace(gen_random_uuid()::text, '-', ''), $1, $2, s.id, 'pending', 0, $4, $4, $4, $5, $6
+                     SELECT 'dlv_' || substr($2, 5) || '-' || substr(s.id, 5), $1, $2, s.id, 'pending', 0, $4, $4, $4, $5, $6
                      FROM sinks s
                      WHERE s.tenant_id = $1 AND s.enabled
                        AND ((s.event_types ? '*' AND $3 NOT LIKE 'delivery.%') OR s.event_types ? $3)",
@@ -254,7 +259,7 @@ pub(crate) async fn emit(
              INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
                                      next_attempt_at_ms, created_at_ms, updated_at_ms,
                                      order_key, event_seq)
-             SELECT 'dlv_' || lower(hex(randomblob(16))), $1, $2, s.id, 'pending', 0, $6, $6, $6, $7, t.event_seq
+             SELECT 'dlv_' || substr($2, 5) || '-' || substr(s.id, 5), $1, $2, s.id, 'pending', 0, $6, $6, $6, $7, t.event_seq
              FROM sinks s JOIN tenants t ON t.id = $1
              WHERE s.tenant_id = $1 AND s.enabled
                AND EXISTS (SELECT 1 FROM json_each(s.event_types) j
@@ -285,8 +290,10 @@ pub(crate) async fn emit(
     Ok(event)
 }
 
-/// Writes several events and their deliveries inside `tx` in three statements whatever their
-/// number (the sequence bump, the outbox rows, the deliveries), in the order given.
+/// Writes several events and their deliveries inside `tx`, in the order given, in three
+/// statements whatever their number (the sequence bump, the outbox rows, the deliveries).
+/// On SQLite the three travel as one query string (one hop, as in [`emit`]) and the outbox
+/// and delivery rows number themselves from the bumped counter.
 async fn emit_many(
     tx: &mut Tx,
     tenant: &TenantId,
@@ -294,19 +301,112 @@ async fn emit_many(
     now: Timestamp,
 ) -> Result<Vec<EventRecord>, StoreError> {
     let count = i64::try_from(events.len()).map_err(|_| StoreError::Config("too many events"))?;
-    let last: Option<i64> = on_tx!(tx, c => sqlx::query_scalar(
-        "UPDATE tenants SET event_seq = event_seq + $2 WHERE id = $1 RETURNING event_seq",
-    )
-    .bind(tenant.as_str())
-    .bind(count)
-    .fetch_optional(&mut **c)
-    .await?);
-    let last = last.ok_or(StoreError::NotFound { kind: "tenant" })?;
-    let records: Vec<EventRecord> = events
+    let ids: Vec<EventId> = events.iter().map(|_| EventId::generate(now)).collect();
+    // The rows as JSON arrays: one bind each, the same statement for any number of events.
+    // The deliveries read a lean copy without the payloads, which SQLite would otherwise
+    // parse again for every sink.
+    let (rows, keys): (Vec<Value>, Vec<Value>) = events
         .iter()
+        .zip(&ids)
+        .map(|(e, id)| {
+            let key = serde_json::json!({
+                "id": id.as_str(),
+                "type": e.event_type.as_str(),
+                "order_key": order_key(e.event_type, &e.subject_id, &e.payload),
+            });
+            let row = serde_json::json!({
+                "id": id.as_str(),
+                "type": e.event_type.as_str(),
+                "subject": e.subject_id,
+                "payload": e.payload,
+            });
+            (row, key)
+        })
+        .unzip();
+    let (rows, keys) = (Json(Value::from(rows)), Json(Value::from(keys)));
+    // `$2` events take the numbers up to the bumped counter; event `i` (from 0) gets
+    // `counter - $2 + 1 + i`.
+    let last: Option<i64> = match tx {
+        Tx::Postgres(c) => {
+            let last: Option<i64> = sqlx::query_scalar(
+                "UPDATE tenants SET event_seq = event_seq + $2 WHERE id = $1 RETURNING event_seq",
+            )
+            .bind(tenant.as_str())
+            .bind(count)
+            .fetch_optional(&mut **c)
+            .await?;
+            if let Some(last) = last {
+                sqlx::query(
+                    "INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload,
+                                         created_at_ms)
+                     SELECT e->>'id', $1, $2 - $4 + e.i, e->>'type', e->>'subject', e->'payload', $3
+                     FROM jsonb_array_elements($5) WITH ORDINALITY e(e, i)",
+                )
+                .bind(tenant.as_str())
+                .bind(last)
+                .bind(now.unix_ms())
+                .bind(count)
+                .bind(&rows)
+                .execute(&mut **c)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
+                                             next_attempt_at_ms, created_at_ms, updated_at_ms,
+                                             order_key, event_seq)
+                     SELECT 'dlv_' || substr(e->>'id', 5) || '-' || substr(s.id, 5), $1,
+                            e->>'id', s.id, 'pending', 0, $3, $3, $3, e->>'order_key',
+                            $2 - $4 + e.i
+                     FROM jsonb_array_elements($5) WITH ORDINALITY e(e, i)
+                     JOIN sinks s ON s.tenant_id = $1 AND s.enabled
+                     WHERE (s.event_types ? '*' AND e->>'type' NOT LIKE 'delivery.%')
+                        OR s.event_types ? (e->>'type')",
+                )
+                .bind(tenant.as_str())
+                .bind(last)
+                .bind(now.unix_ms())
+                .bind(count)
+                .bind(&keys)
+                .execute(&mut **c)
+                .await?;
+            }
+            last
+        }
+        Tx::Sqlite(c) => sqlx::query_scalar(
+            "UPDATE tenants SET event_seq = event_seq + $2 WHERE id = $1 RETURNING event_seq;
+             INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload, created_at_ms)
+             SELECT e.value ->> '$.id', t.id, t.event_seq - $2 + 1 + e.key, e.value ->> '$.type',
+                    e.value ->> '$.subject', e.value -> '$.payload', $3
+             FROM tenants t, json_each($4) e WHERE t.id = $1;
+             INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
+                                     next_attempt_at_ms, created_at_ms, updated_at_ms,
+                                     order_key, event_seq)
+             SELECT 'dlv_' || substr(e.value ->> '$.id', 5) || '-' || substr(s.id, 5), $1,
+                    e.value ->> '$.id', s.id, 'pending', 0, $3, $3, $3,
+                    e.value ->> '$.order_key', t.event_seq - $2 + 1 + e.key
+             FROM tenants t, json_each($5) e
+             JOIN sinks s ON s.tenant_id = $1 AND s.enabled
+             WHERE t.id = $1
+               AND EXISTS (SELECT 1 FROM json_each(s.event_types) j
+                           WHERE j.value = e.value ->> '$.type'
+                              OR (j.value = '*' AND e.value ->> '$.type' NOT LIKE 'delivery.%'))",
+        )
+        .bind(tenant.as_str())
+        .bind(count)
+        .bind(now.unix_ms())
+        .bind(&rows)
+        .bind(&keys)
+        .fetch_all(&mut **c)
+        .await?
+        .into_iter()
+        .next(),
+    };
+    let last = last.ok_or(StoreError::NotFound { kind: "tenant" })?;
+    let records = events
+        .iter()
+        .zip(ids)
         .zip(last - count + 1..)
-        .map(|(event, seq)| EventRecord {
-            id: EventId::generate(now),
+        .map(|((event, id), seq)| EventRecord {
+            id,
             tenant_id: tenant.clone(),
             seq,
             event_type: event.event_type,
@@ -315,60 +415,6 @@ async fn emit_many(
             created_at: now,
         })
         .collect();
-    // The rows as one JSON array: one bind, the same statement for any number of events.
-    let rows: Vec<Value> = records
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "id": r.id.as_str(),
-                "seq": r.seq,
-                "type": r.event_type.as_str(),
-                "subject": r.subject_id,
-                "payload": r.payload,
-                "order_key": order_key(r.event_type, &r.subject_id, &r.payload),
-            })
-        })
-        .collect();
-    let rows = Json(Value::from(rows));
-    let (outbox, deliveries) = match tx {
-        Tx::Postgres(_) => (
-            "INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload, created_at_ms)
-             SELECT e->>'id', $1, (e->>'seq')::bigint, e->>'type', e->>'subject', e->'payload', $2
-             FROM jsonb_array_elements($3) e",
-            "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
-                                     next_attempt_at_ms, created_at_ms, updated_at_ms,
-                                     order_key, event_seq)
-             SELECT 'dlv_' || replace(gen_random_uuid()::text, '-', ''), $1, e->>'id', s.id,
-                    'pending', 0, $2, $2, $2, e->>'order_key', (e->>'seq')::bigint
-             FROM jsonb_array_elements($3) e JOIN sinks s ON s.tenant_id = $1 AND s.enabled
-             WHERE (s.event_types ? '*' AND e->>'type' NOT LIKE 'delivery.%')
-                OR s.event_types ? (e->>'type')",
-        ),
-        Tx::Sqlite(_) => (
-            "INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload, created_at_ms)
-             SELECT e.value ->> '$.id', $1, e.value ->> '$.seq', e.value ->> '$.type',
-                    e.value ->> '$.subject', e.value -> '$.payload', $2
-             FROM json_each($3) e",
-            "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
-                                     next_attempt_at_ms, created_at_ms, updated_at_ms,
-                                     order_key, event_seq)
-             SELECT 'dlv_' || lower(hex(randomblob(16))), $1, e.value ->> '$.id', s.id,
-                    'pending', 0, $2, $2, $2, e.value ->> '$.order_key', e.value ->> '$.seq'
-             FROM json_each($3) e JOIN sinks s ON s.tenant_id = $1 AND s.enabled
-             WHERE EXISTS (SELECT 1 FROM json_each(s.event_types) j
-                           WHERE j.value = e.value ->> '$.type'
-                              OR (j.value = '*' AND e.value ->> '$.type' NOT LIKE 'delivery.%'))",
-        ),
-    };
-    for sql in [outbox, deliveries] {
-        on_tx!(tx, c => sqlx::query(sql)
-            .bind(tenant.as_str())
-            .bind(now.unix_ms())
-            .bind(&rows)
-            .execute(&mut **c)
-            .await?
-            .rows_affected());
-    }
     Ok(records)
 }
 
