@@ -6,12 +6,17 @@
 //! connection, inside an *outer* transaction, as a savepoint:
 //!
 //! ```text
-//! begin:   lock the writer ─ BEGIN IMMEDIATE (if no batch is open) ─ SAVEPOINT tx
-//! commit:  RELEASE tx ─ join the open batch ─ unlock ─ wait until the batch is durable
-//! batch:   the last writer in the queue (or a waiter that waited too long) runs COMMIT
-//!          and tells every member of the batch how it went
+//! begin:   lock the writer ─ [RELEASE tx |  BEGIN IMMEDIATE] ─ SAVEPOINT tx
+//! commit:  join the open batch ─ unlock ─ wait until the batch is durable
+//! batch:   the last writer in the queue (or a waiter that waited too long) runs
+//!          [RELEASE tx ─] COMMIT and tells every member of the batch how it went
 //! drop:    the savepoint is rolled back by the next writer to take the lock
 //! ```
+//!
+//! A committed savepoint is released by whoever takes the writer next, in the same query
+//! string as its own first statement (`RELEASE tx; SAVEPOINT tx`, or `RELEASE tx; COMMIT`):
+//! every statement is a hop to the connection's thread, and the hops, not the statements,
+//! are most of what a short transaction costs.
 //!
 //! A caller's `commit` returns only once its batch is on disk, so what it acknowledges
 //! survives a crash exactly as with one commit per transaction; the batch shares the fsync.
@@ -26,7 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use sqlx::SqliteConnection;
+use sqlx::{AssertSqlSafe, SqliteConnection};
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use crate::error::StoreError;
@@ -60,11 +65,28 @@ struct State {
     members: usize,
     /// A transaction was dropped without committing: its savepoint is still there.
     abandoned: bool,
+    /// A transaction committed into the batch and its savepoint is not released yet.
+    unreleased: bool,
+}
+
+impl State {
+    /// What settles the last transaction's savepoint: kept (released into the batch) or
+    /// rolled back (dropped without commit). Empty when none is left.
+    fn settle_savepoint(&self) -> &'static str {
+        if self.abandoned {
+            "ROLLBACK TO tx; RELEASE tx; "
+        } else if self.unreleased {
+            "RELEASE tx; "
+        } else {
+            ""
+        }
+    }
 }
 
 impl Writer {
     pub(crate) fn new(conn: SqliteConnection) -> Writer {
-        let state = State { conn, open: None, next: 1, members: 0, abandoned: false };
+        let state =
+            State { conn, open: None, next: 1, members: 0, abandoned: false, unreleased: false };
         Writer {
             state: Arc::new(Mutex::new(state)),
             queued: AtomicUsize::new(0),
@@ -88,39 +110,35 @@ impl Writer {
         }
     }
 
+    /// Settles the last transaction's savepoint and opens this one's, in one hop. If that
+    /// fails, the open batch fails with it (its savepoints may be half undone).
     async fn start(&self, state: &mut State) -> Result<(), StoreError> {
-        self.clean_up(state).await;
+        let open = if state.open.is_some() { "" } else { "BEGIN IMMEDIATE; " };
+        let sql = format!("{}{open}SAVEPOINT tx", state.settle_savepoint());
+        if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut state.conn).await {
+            self.fail(state, &format!("the batch was lost: {e}")).await;
+            return Err(e.into());
+        }
         if state.open.is_none() {
-            sqlx::raw_sql("BEGIN IMMEDIATE").execute(&mut state.conn).await?;
             state.open = Some(state.next);
             state.next += 1;
         }
-        sqlx::raw_sql("SAVEPOINT tx").execute(&mut state.conn).await?;
+        state.unreleased = false;
         state.abandoned = true;
         Ok(())
     }
 
-    /// Rolls back what a dropped transaction left. If SQLite already rolled the whole batch
-    /// back (it does on some I/O errors), the batch fails.
-    async fn clean_up(&self, state: &mut State) {
-        if !state.abandoned {
-            return;
-        }
-        state.abandoned = false;
-        let undone = sqlx::raw_sql("ROLLBACK TO tx; RELEASE tx").execute(&mut state.conn).await;
-        if let Err(e) = undone {
-            self.fail(state, &format!("the batch was lost: {e}")).await;
-        }
-    }
-
-    /// Commits the open batch and tells its members.
+    /// Commits the open batch (settling the last savepoint first, in the same hop) and tells
+    /// its members.
     async fn finish(&self, state: &mut State) {
-        self.clean_up(state).await;
         let Some(batch) = state.open else { return };
-        match sqlx::raw_sql("COMMIT").execute(&mut state.conn).await {
+        let sql = format!("{}COMMIT", state.settle_savepoint());
+        match sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut state.conn).await {
             Ok(_) => {
                 state.open = None;
                 state.members = 0;
+                state.abandoned = false;
+                state.unreleased = false;
                 self.finished.send_replace(batch);
             }
             Err(e) => self.fail(state, &e.to_string()).await,
@@ -130,6 +148,8 @@ impl Writer {
     /// Rolls the open batch back and tells its members why.
     async fn fail(&self, state: &mut State, why: &str) {
         let _ = sqlx::raw_sql("ROLLBACK").execute(&mut state.conn).await;
+        state.abandoned = false;
+        state.unreleased = false;
         if let Some(batch) = state.open.take() {
             state.members = 0;
             let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
@@ -174,11 +194,11 @@ impl Writer {
     async fn settle(&self) {
         self.queued.fetch_add(1, Ordering::SeqCst);
         let mut state = self.state.lock().await;
-        self.clean_up(&mut state).await;
         if state.members > 0 {
             self.finish(&mut state).await;
         } else if let Some(batch) = state.open.take() {
             let _ = sqlx::raw_sql("ROLLBACK").execute(&mut state.conn).await;
+            state.abandoned = false;
             self.finished.send_replace(batch);
         }
         drop(state);
@@ -211,14 +231,9 @@ impl SqliteTx {
     pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
         let Some(mut state) = self.guard.take() else { return Ok(()) };
         let writer = Arc::clone(&self.writer);
-        let released = sqlx::raw_sql("RELEASE tx").execute(&mut state.conn).await;
-        if let Err(e) = released {
-            // `abandoned` is still set: the next writer rolls the savepoint back.
-            drop(state);
-            writer.queued.fetch_sub(1, Ordering::SeqCst);
-            return Err(e.into());
-        }
+        // The next holder of the writer releases the savepoint.
         state.abandoned = false;
+        state.unreleased = true;
         state.members += 1;
         let Some(batch) = state.open else {
             // Unreachable in practice: a savepoint lives in an open batch.
