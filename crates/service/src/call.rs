@@ -190,7 +190,11 @@ impl CallTask {
                         Err(_) => break,
                     }
                 }
-                self.publish_capture_events().await;
+                // A completion writes the keys' events with its own, one commit fewer
+                // between the last key and the result.
+                if !matches!(next, Some(Command::Complete(..))) {
+                    self.publish_capture_events().await;
+                }
             }
             if self.ended {
                 break;
@@ -337,27 +341,35 @@ impl CallTask {
     }
 
     async fn complete(&mut self, id: &SessionId) -> Result<PaymentView, ServiceError> {
-        let active = self.current(id)?;
+        // Not `current`: the observers and the call are borrowed beside the session.
+        let active = self
+            .session
+            .as_mut()
+            .filter(|s| s.record.id == *id)
+            .ok_or(ServiceError::UnknownPayment)?;
         if active.status == Status::Processing && active.capture.is_none() {
             return Ok(active.view());
         }
-        let capture = active.capture.take().ok_or(ServiceError::NotOpen)?;
+        let mut capture = active.capture.take().ok_or(ServiceError::NotOpen)?;
+        // The keys' events not written yet (see `run`) go with the processing event.
+        let mut events = capture_feed_events(active, &mut capture, &mut self.observers, &self.call);
         let completed = match capture.complete() {
             Ok(completed) => completed,
             Err(incomplete) => {
                 active.capture = Some(*incomplete.session);
+                self.record_events(&events).await;
                 return Err(ServiceError::Capture(incomplete.error));
             }
         };
         active.status = Status::Processing;
         active.error = None;
         let record = active.record.clone();
-        let processing = FeedEvent {
+        events.push(FeedEvent {
             event_type: EventType::PaymentProcessing,
             subject_id: record.id.as_str().to_owned(),
             payload: json!({ "payment_id": record.id, "call_id": self.call }),
-        };
-        self.record_events(&[processing]).await;
+        });
+        self.record_events(&events).await;
         let result = flow::complete(&self.ctx, &record, completed).await;
         self.ctx.feed.poke();
         let Some(active) = self.session.as_mut() else { return Err(ServiceError::UnknownPayment) };
@@ -452,78 +464,9 @@ impl CallTask {
     /// Turns the capture's events into feed events and commits them (one transaction).
     async fn publish_capture_events(&mut self) {
         let Some(active) = self.session.as_mut() else { return };
-        let Some(capture) = active.capture.as_mut() else { return };
-        let session = active.record.id.clone();
-        let mut events = Vec::new();
-        while let Some(event) = capture.poll_event() {
-            self.observers.send(|| SessionUpdate::Capture(event.clone()));
-            let (event_type, payload) = match event {
-                Event::Capturing { field, attempt } => {
-                    active.fields.started(field, attempt);
-                    if field == Field::CardNumber {
-                        // Another card, perhaps: what the last one showed no longer holds.
-                        active.brand = None;
-                        active.last4 = None;
-                    }
-                    (
-                        EventType::CaptureStarted,
-                        json!({ "field": field.name(), "attempt": attempt }),
-                    )
-                }
-                Event::Progress(progress) => {
-                    active.fields.update(&progress);
-                    if let Some(brand) = progress.brand {
-                        active.brand = Some(brand.name().to_owned());
-                    }
-                    if progress.field == Field::CardNumber
-                        && !progress.partial
-                        && progress.error.is_none()
-                    {
-                        active.last4 = last4_of(&progress.masked);
-                    }
-                    let required: Vec<&str> = progress.required.iter().map(Field::name).collect();
-                    let data = json!({
-                        "field": progress.field.name(),
-                        "partial": progress.partial,
-                        "masked": progress.masked,
-                        "brand": progress.brand.map(|b| b.name()),
-                        "required": required,
-                        "attempt": progress.attempt,
-                    });
-                    let event_type = match (progress.error, progress.partial) {
-                        (Some(error), _) => {
-                            let mut data = data;
-                            data["error"] = json!(error.name());
-                            events.push(feed_event(
-                                EventType::CaptureFieldInvalid,
-                                &session,
-                                &self.call,
-                                data,
-                            ));
-                            continue;
-                        }
-                        (None, false) if !progress.masked.is_empty() => {
-                            EventType::CaptureFieldCompleted
-                        }
-                        _ => EventType::CaptureProgress,
-                    };
-                    (event_type, data)
-                }
-                Event::Ready => {
-                    (EventType::CaptureProgress, json!({ "ready": true, "required": [] }))
-                }
-                Event::Failed { field } => {
-                    active.error = Some(format!("{} failed too many times", field.name()));
-                    (
-                        EventType::CaptureFieldInvalid,
-                        json!({ "field": field.name(), "error": "too-many-failed-attempts" }),
-                    )
-                }
-                // A kind of event this version does not publish.
-                _ => continue,
-            };
-            events.push(feed_event(event_type, &session, &self.call, payload));
-        }
+        let Some(mut capture) = active.capture.take() else { return };
+        let events = capture_feed_events(active, &mut capture, &mut self.observers, &self.call);
+        active.capture = Some(capture);
         self.record_events(&events).await;
     }
 
@@ -544,6 +487,83 @@ impl CallTask {
             }
         }
     }
+}
+
+/// The capture's events not yet taken, as feed events (each also goes to the session's
+/// observers); what they show is kept in `active` for its view.
+fn capture_feed_events(
+    active: &mut Active,
+    capture: &mut Session,
+    observers: &mut Observers,
+    call: &CallId,
+) -> Vec<FeedEvent> {
+    let session = active.record.id.clone();
+    let mut events = Vec::new();
+    while let Some(event) = capture.poll_event() {
+        observers.send(|| SessionUpdate::Capture(event.clone()));
+        let (event_type, payload) = match event {
+            Event::Capturing { field, attempt } => {
+                active.fields.started(field, attempt);
+                if field == Field::CardNumber {
+                    // Another card, perhaps: what the last one showed no longer holds.
+                    active.brand = None;
+                    active.last4 = None;
+                }
+                (EventType::CaptureStarted, json!({ "field": field.name(), "attempt": attempt }))
+            }
+            Event::Progress(progress) => {
+                active.fields.update(&progress);
+                if let Some(brand) = progress.brand {
+                    active.brand = Some(brand.name().to_owned());
+                }
+                if progress.field == Field::CardNumber
+                    && !progress.partial
+                    && progress.error.is_none()
+                {
+                    active.last4 = last4_of(&progress.masked);
+                }
+                let required: Vec<&str> = progress.required.iter().map(Field::name).collect();
+                let data = json!({
+                    "field": progress.field.name(),
+                    "partial": progress.partial,
+                    "masked": progress.masked,
+                    "brand": progress.brand.map(|b| b.name()),
+                    "required": required,
+                    "attempt": progress.attempt,
+                });
+                let event_type = match (progress.error, progress.partial) {
+                    (Some(error), _) => {
+                        let mut data = data;
+                        data["error"] = json!(error.name());
+                        events.push(feed_event(
+                            EventType::CaptureFieldInvalid,
+                            &session,
+                            call,
+                            data,
+                        ));
+                        continue;
+                    }
+                    (None, false) if !progress.masked.is_empty() => {
+                        EventType::CaptureFieldCompleted
+                    }
+                    _ => EventType::CaptureProgress,
+                };
+                (event_type, data)
+            }
+            Event::Ready => (EventType::CaptureProgress, json!({ "ready": true, "required": [] })),
+            Event::Failed { field } => {
+                active.error = Some(format!("{} failed too many times", field.name()));
+                (
+                    EventType::CaptureFieldInvalid,
+                    json!({ "field": field.name(), "error": "too-many-failed-attempts" }),
+                )
+            }
+            // A kind of event this version does not publish.
+            _ => continue,
+        };
+        events.push(feed_event(event_type, &session, call, payload));
+    }
+    events
 }
 
 fn feed_event(
