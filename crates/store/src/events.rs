@@ -336,27 +336,22 @@ async fn emit_many(
             .fetch_optional(&mut **c)
             .await?;
             if let Some(last) = last {
+                // One statement: the outbox rows in a writable CTE, the deliveries after
+                // (their foreign keys are checked at the end of the statement).
                 sqlx::query(
-                    "INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload,
-                                         created_at_ms)
-                     SELECT e->>'id', $1, $2 - $4 + e.i, e->>'type', e->>'subject', e->'payload', $3
-                     FROM jsonb_array_elements($5) WITH ORDINALITY e(e, i)",
-                )
-                .bind(tenant.as_str())
-                .bind(last)
-                .bind(now.unix_ms())
-                .bind(count)
-                .bind(&rows)
-                .execute(&mut **c)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
+                    "WITH written AS (
+                         INSERT INTO outbox (id, tenant_id, seq, event_type, subject_id, payload,
+                                             created_at_ms)
+                         SELECT e->>'id', $1, $2 - $4 + e.i, e->>'type', e->>'subject',
+                                e->'payload', $3
+                         FROM jsonb_array_elements($5) WITH ORDINALITY e(e, i))
+                     INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
                                              next_attempt_at_ms, created_at_ms, updated_at_ms,
                                              order_key, event_seq)
                      SELECT 'dlv_' || substr(e->>'id', 5) || '-' || substr(s.id, 5), $1,
                             e->>'id', s.id, 'pending', 0, $3, $3, $3, e->>'order_key',
                             $2 - $4 + e.i
-                     FROM jsonb_array_elements($5) WITH ORDINALITY e(e, i)
+                     FROM jsonb_array_elements($6) WITH ORDINALITY e(e, i)
                      JOIN sinks s ON s.tenant_id = $1 AND s.enabled
                      WHERE (s.event_types ? '*' AND e->>'type' NOT LIKE 'delivery.%')
                         OR s.event_types ? (e->>'type')",
@@ -365,6 +360,7 @@ async fn emit_many(
                 .bind(last)
                 .bind(now.unix_ms())
                 .bind(count)
+                .bind(&rows)
                 .bind(&keys)
                 .execute(&mut **c)
                 .await?;
