@@ -34,17 +34,37 @@ pub fn require_tool(program: &str, package: &str) {
     );
 }
 
-/// Blocks of local ports for one test. The start moves with the process id and a counter so
-/// that parallel tests (and parallel test binaries) rarely meet; every port is checked free
-/// (UDP, and TCP for the first) before it is handed out.
+/// Ports a test binds itself or hands to a peer (SIP ports, SIPp's media ports, agent media).
+/// Below the relay region and below the kernel's ephemeral range (32768 and up), so neither
+/// a relay that binds its range lazily nor a socket bound to port 0 can take one after it
+/// was checked free.
+const POINT_PORTS: std::ops::Range<u32> = 10_000..20_000;
+/// The RTP ranges given to `ivrpay serve`, one block per instance.
+const RELAY_PORTS: std::ops::Range<u32> = 20_000..32_000;
+/// One instance's RTP range: the busiest test (100 calls, about 15 at once, four ports each,
+/// plus quarantine) stays well inside it.
+const RELAY_BLOCK: u16 = 600;
+
+/// A block of `count` free local ports (UDP, and TCP for the first) for a test or a peer.
 pub fn free_ports(count: u16) -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    const LOW: u32 = 20_000;
-    const SPAN: u32 = 40_000;
-    let base = (std::process::id() * 997) % SPAN;
+    free_block(POINT_PORTS, count, &NEXT)
+}
+
+/// A free block for one `ivrpay serve`'s `--rtp-ports`.
+fn free_relay_range() -> u16 {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    free_block(RELAY_PORTS, RELAY_BLOCK, &NEXT)
+}
+
+/// The start moves with the process id and a counter so that parallel tests (and parallel
+/// test binaries) rarely meet; every port is checked free before it is handed out.
+fn free_block(region: std::ops::Range<u32>, count: u16, next: &AtomicU32) -> u16 {
+    let span = region.end - region.start - u32::from(count) - 2;
+    let base = (std::process::id() * 997) % span;
     for _ in 0..2000 {
-        let offset = NEXT.fetch_add(u32::from(count) + 2, Ordering::Relaxed);
-        let start = (LOW + ((base + offset) % (SPAN - u32::from(count) - 2))) & !1;
+        let offset = next.fetch_add(u32::from(count) + 2, Ordering::Relaxed);
+        let start = (region.start + ((base + offset) % span)) & !1;
         let Ok(start) = u16::try_from(start) else { continue };
         let udp_free =
             (start..start + count).all(|port| UdpSocket::bind(("127.0.0.1", port)).is_ok());
@@ -52,7 +72,7 @@ pub fn free_ports(count: u16) -> u16 {
             return start;
         }
     }
-    panic!("no block of {count} free local ports");
+    panic!("no block of {count} free local ports in {region:?}");
 }
 
 /// A child process that is killed (and reaped) when the guard drops.
@@ -243,7 +263,7 @@ impl Ivrpay {
         let profiles = dir.join("profiles");
         std::fs::create_dir_all(&profiles).expect("profiles dir");
         std::fs::write(profiles.join("default.toml"), profile.toml()).expect("profile");
-        let rtp = free_ports(1000);
+        let rtp = free_relay_range();
         let mut child = Command::new(env!("CARGO_BIN_EXE_ivrpay"))
             .arg("serve")
             .arg("--data-dir")
@@ -251,7 +271,7 @@ impl Ivrpay {
             .arg("--profiles")
             .arg(&profiles)
             .args(["--http-listen", "127.0.0.1:0"])
-            .args(["--rtp-ports", &format!("{rtp}-{}", rtp + 999)])
+            .args(["--rtp-ports", &format!("{rtp}-{}", rtp + RELAY_BLOCK - 1)])
             .args(["--shutdown-grace", &shutdown_grace_s.to_string()])
             .env("NO_COLOR", "1")
             .env("IVRPAY_LOG", "info")
