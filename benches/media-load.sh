@@ -8,7 +8,7 @@
 #   benches/media-load.sh [CALLS...]        # default 2000; e.g. "300 2000"
 #
 # Environment: MEASURE_SECONDS (10), WARMUP_SECONDS (3), RELAY_FLAGS (extra flags for
-# media-relay, e.g. --workers 2 --sharded), SKIP_RTPENGINE=1, QUIET_WAIT (seconds to wait, before
+# media-relay, e.g. --tick-us 0 to wake per datagram), SKIP_RTPENGINE=1, QUIET_WAIT (seconds to wait, before
 # each run, for the rest of the machine to fall below 10 % busy; 0 by default). Each result
 # says how busy the rest of the machine was during the run ("others CPU").
 # Every call: customer → relay → agent and agent → relay → customer, PCMU at 50 packets/s,

@@ -1,10 +1,12 @@
 //! ivrpay's relay under load, as a process of its own so that its CPU time can be measured
-//! like the peer's: N calls on one `MediaEngine`, every leg masked, run by a tokio runtime
-//! with one worker per core.
+//! like the peer's: N calls on one `MediaEngine`, every leg masked, run on a `MediaRuntime`
+//! as `ivrpay serve` runs them (one thread per core, coalesced wake-ups when busy).
 //!
 //! usage: media-relay --calls N --customer IP:PORT --agent IP:PORT [--ports MIN-MAX]
-//!                    [--workers W] [--ports-file FILE]
+//!                    [--workers W] [--tick-us T] [--coalesce-from C] [--ports-file FILE]
 //!
+//! `--workers`, `--tick-us` and `--coalesce-from` set the runtime (default: its defaults, as
+//! in `ivrpay serve`; `--tick-us 0` wakes for every datagram).
 //! Every call's customer leg points at `--customer` (PCMU + telephone-event 101) and its agent
 //! leg at `--agent` (PCMU). The relay's local RTP ports go to FILE (or stdout), one line per
 //! call: `CUSTOMER_SIDE_PORT AGENT_SIDE_PORT`, then `ready` on stdout. It runs until stdin
@@ -17,8 +19,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use ivrpay_media::{
-    CallHandle, Codec, EngineConfig, Leg, MediaEngine, MediaEvent, MediaProfile, PayloadTypes,
-    RemoteMedia,
+    Codec, EngineConfig, Leg, MediaEngine, MediaEvent, MediaProfile, MediaRuntime, PayloadTypes,
+    RemoteMedia, RuntimeConfig,
 };
 
 struct Args {
@@ -26,13 +28,7 @@ struct Args {
     customer: SocketAddr,
     agent: SocketAddr,
     ports: (u16, u16),
-    workers: usize,
-    /// One current-thread runtime per worker, calls spread over them, instead of one
-    /// work-stealing runtime.
-    sharded: bool,
-    /// With `--sharded`: instead of waking for every datagram, each runtime thread sleeps
-    /// this long, then handles everything that arrived meanwhile (0: wake per datagram).
-    tick_us: u64,
+    runtime: RuntimeConfig,
     ports_file: Option<String>,
 }
 
@@ -41,15 +37,9 @@ fn parse_args() -> Result<Args, String> {
     let mut calls = None;
     let (mut customer, mut agent) = (None, None);
     let mut ports = (20_000u16, 29_999u16);
-    let mut workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let mut runtime = RuntimeConfig::default();
     let mut ports_file = None;
-    let mut sharded = false;
-    let mut tick_us = 0;
     while let Some(flag) = args.next() {
-        if flag == "--sharded" {
-            sharded = true;
-            continue;
-        }
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--calls" => calls = Some(value()?.parse().map_err(|e| format!("--calls: {e}"))?),
@@ -57,12 +47,18 @@ fn parse_args() -> Result<Args, String> {
                 customer = Some(value()?.parse().map_err(|e| format!("--customer: {e}"))?)
             }
             "--agent" => agent = Some(value()?.parse().map_err(|e| format!("--agent: {e}"))?),
-            "--workers" => workers = value()?.parse().map_err(|e| format!("--workers: {e}"))?,
-            "--ports-file" => ports_file = Some(value()?),
-            "--tick-us" => {
-                tick_us = value()?.parse().map_err(|e| format!("--tick-us: {e}"))?;
-                sharded = true;
+            "--workers" => {
+                runtime.threads = value()?.parse().map_err(|e| format!("--workers: {e}"))?
             }
+            "--tick-us" => {
+                let us = value()?.parse().map_err(|e| format!("--tick-us: {e}"))?;
+                runtime.tick = Duration::from_micros(us);
+            }
+            "--coalesce-from" => {
+                runtime.coalesce_from =
+                    value()?.parse().map_err(|e| format!("--coalesce-from: {e}"))?
+            }
+            "--ports-file" => ports_file = Some(value()?),
             "--ports" => {
                 let v = value()?;
                 let (a, b) = v.split_once('-').ok_or("--ports MIN-MAX")?;
@@ -79,9 +75,7 @@ fn parse_args() -> Result<Args, String> {
         customer: customer.ok_or("--customer is required")?,
         agent: agent.ok_or("--agent is required")?,
         ports,
-        workers,
-        sharded,
-        tick_us,
+        runtime,
         ports_file,
     })
 }
@@ -100,52 +94,6 @@ fn main() {
     }
 }
 
-/// The calls one runtime drives, and what it learned setting them up.
-struct Shard {
-    lines: Vec<(usize, String)>,
-    handles: Vec<CallHandle>,
-}
-
-/// Creates calls `indices` on the current runtime: remotes set, drivers and event readers
-/// spawned.
-fn start_calls(
-    engine: &MediaEngine,
-    args: &Args,
-    indices: impl Iterator<Item = usize>,
-    digits: &Arc<AtomicU64>,
-) -> Result<Shard, String> {
-    let customer =
-        RemoteMedia::new(args.customer, PayloadTypes::only(Codec::Pcmu).with_telephone_event(101));
-    let agent = RemoteMedia::new(args.agent, PayloadTypes::only(Codec::Pcmu));
-    let mut shard = Shard { lines: Vec::new(), handles: Vec::new() };
-    for i in indices {
-        let ip = args.customer.ip();
-        let mut call =
-            engine.create_call(ip, MediaProfile::default()).map_err(|e| e.to_string())?;
-        call.handle.set_remote(Leg::Customer, customer).map_err(|e| e.to_string())?;
-        call.handle.set_remote(Leg::Agent, agent).map_err(|e| e.to_string())?;
-        tokio::spawn(call.driver.run());
-        let digits = Arc::clone(digits);
-        tokio::spawn(async move {
-            while let Some(event) = call.events.recv().await {
-                if matches!(event, MediaEvent::Digit(_)) {
-                    digits.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-        });
-        let (c, a) = (call.handle.local(Leg::Customer).rtp, call.handle.local(Leg::Agent).rtp);
-        shard.lines.push((i, format!("{} {}", c.port(), a.port())));
-        shard.handles.push(call.handle);
-    }
-    Ok(shard)
-}
-
-async fn close_all(handles: &[CallHandle]) {
-    for handle in handles {
-        let _ = handle.close().await;
-    }
-}
-
 fn run(args: Args) -> Result<(), String> {
     let config = EngineConfig {
         port_min: args.ports.0,
@@ -155,113 +103,55 @@ fn run(args: Args) -> Result<(), String> {
         ..EngineConfig::default()
     };
     let engine = MediaEngine::new(config).map_err(|e| e.to_string())?;
+    let threads = MediaRuntime::start(args.runtime).map_err(|e| e.to_string())?;
+    // The event readers and the closing run here, as the SIP side does in `ivrpay serve`.
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let digits = Arc::new(AtomicU64::new(0));
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let mut threads = Vec::new();
-    if args.sharded {
-        // One single-threaded runtime per worker, each with its own share of the calls.
-        let args = Arc::new(args);
-        for w in 0..args.workers {
-            let (engine, args, digits) = (engine.clone(), Arc::clone(&args), Arc::clone(&digits));
-            let (ready, mut stop) = (ready_tx.clone(), stop_rx.clone());
-            threads.push(std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
-                let rt = match rt {
-                    Ok(rt) => rt,
-                    Err(e) => {
-                        let _ = ready.send(Err(e.to_string()));
-                        return;
-                    }
-                };
-                let indices = (w..args.calls).step_by(args.workers);
-                let handles =
-                    match rt.block_on(async { start_calls(&engine, &args, indices, &digits) }) {
-                        Ok(shard) => {
-                            let _ = ready.send(Ok(shard.lines));
-                            shard.handles
-                        }
-                        Err(e) => {
-                            let _ = ready.send(Err(e));
-                            return;
-                        }
-                    };
-                if args.tick_us == 0 {
-                    rt.block_on(async {
-                        let _ = stop.wait_for(|s| *s).await;
-                        close_all(&handles).await;
-                    });
-                    return;
-                }
-                // Coalesced wake-ups: sleep a tick, then let the runtime poll its sockets
-                // once (without blocking) and run every call that has something to do.
-                let tick = Duration::from_micros(args.tick_us);
-                while !*stop.borrow() {
-                    std::thread::sleep(tick);
-                    rt.block_on(async {
-                        tokio::task::yield_now().await;
-                        tokio::task::yield_now().await;
-                    });
-                }
-                rt.block_on(close_all(&handles));
-            }));
-        }
-        drop(ready_tx);
-        finish(&engine, &digits, args.calls, args.ports_file.as_deref(), ready_rx, stop_tx, threads)
-    } else {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(args.workers)
-            .enable_all()
-            .build()
+    let customer =
+        RemoteMedia::new(args.customer, PayloadTypes::only(Codec::Pcmu).with_telephone_event(101));
+    let agent = RemoteMedia::new(args.agent, PayloadTypes::only(Codec::Pcmu));
+    let mut lines = String::new();
+    let mut handles = Vec::with_capacity(args.calls);
+    for _ in 0..args.calls {
+        let mut call = threads
+            .create_call(&engine, args.customer.ip(), MediaProfile::default())
             .map_err(|e| e.to_string())?;
-        let shard = rt.block_on(async { start_calls(&engine, &args, 0..args.calls, &digits) });
-        let handles = match shard {
-            Ok(shard) => {
-                let _ = ready_tx.send(Ok(shard.lines));
-                shard.handles
+        call.handle.set_remote(Leg::Customer, customer).map_err(|e| e.to_string())?;
+        call.handle.set_remote(Leg::Agent, agent).map_err(|e| e.to_string())?;
+        let digits = Arc::clone(&digits);
+        control.spawn(async move {
+            while let Some(event) = call.events.recv().await {
+                if matches!(event, MediaEvent::Digit(_)) {
+                    digits.fetch_add(1, Ordering::Relaxed);
+                }
             }
-            Err(e) => return Err(e),
-        };
-        drop(ready_tx);
-        let mut stop = stop_rx;
-        threads.push(std::thread::spawn(move || {
-            rt.block_on(async {
-                let _ = stop.wait_for(|s| *s).await;
-                close_all(&handles).await;
-            });
-        }));
-        finish(&engine, &digits, args.calls, args.ports_file.as_deref(), ready_rx, stop_tx, threads)
+        });
+        let (c, a) = (call.handle.local(Leg::Customer).rtp, call.handle.local(Leg::Agent).rtp);
+        lines.push_str(&format!("{} {}\n", c.port(), a.port()));
+        handles.push(call.handle);
     }
-}
-
-/// Publishes the ports, waits for stdin to close, stops the calls and prints the totals.
-fn finish(
-    engine: &MediaEngine,
-    digits: &AtomicU64,
-    calls: usize,
-    ports_file: Option<&str>,
-    ready: std::sync::mpsc::Receiver<Result<Vec<(usize, String)>, String>>,
-    stop: tokio::sync::watch::Sender<bool>,
-    threads: Vec<std::thread::JoinHandle<()>>,
-) -> Result<(), String> {
-    let mut lines = Vec::with_capacity(calls);
-    for _ in 0..threads.len() {
-        let shard = ready.recv().map_err(|_| "a runtime thread ended early".to_string())?;
-        lines.extend(shard?);
-    }
-    lines.sort_unstable();
-    let text: String = lines.iter().map(|(_, l)| format!("{l}\n")).collect();
-    match ports_file {
-        Some(path) => std::fs::write(path, &text).map_err(|e| format!("{path}: {e}"))?,
-        None => print!("{text}"),
+    match args.ports_file.as_deref() {
+        Some(path) => std::fs::write(path, &lines).map_err(|e| format!("{path}: {e}"))?,
+        None => print!("{lines}"),
     }
     println!("ready");
     std::io::stdout().flush().map_err(|e| e.to_string())?;
     for _ in std::io::stdin().lock().lines() {}
-    let _ = stop.send(true);
-    for t in threads {
-        let _ = t.join();
-    }
+    control.block_on(async {
+        for handle in &handles {
+            let _ = handle.close().await;
+        }
+    });
+    drop(threads);
+    print_totals(&engine, &digits, args.calls);
+    Ok(())
+}
+
+/// The relay's totals, as one JSON line.
+fn print_totals(engine: &MediaEngine, digits: &AtomicU64, calls: usize) {
     let m = engine.metrics().totals;
     let q = |p| m.latency.quantile_micros(p).unwrap_or(0);
     println!(
@@ -282,5 +172,4 @@ fn finish(
         q(0.99),
         q(0.999),
     );
-    Ok(())
 }

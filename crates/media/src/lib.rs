@@ -10,6 +10,8 @@
 //! - [`MediaEngine`] / [`CallDriver`]: the tokio side: port allocation with quarantine, the
 //!   sockets, one task per call, a channel of [`MediaEvent`]s and a [`CallHandle`] to
 //!   steer the call (remote SDP, prompts, hold, close).
+//! - [`MediaRuntime`]: threads of the relay's own that run the drivers, each thread with
+//!   its share of the calls, waking in ticks rather than per datagram once it is busy.
 //! - G.711 is [`ivrpay_audio::g711`]; the DTMF engine is [`ivrpay_dtmf`].
 //!
 //! ## Run loop
@@ -66,7 +68,7 @@ mod session;
 pub use config::{Codec, Leg, MediaProfile, PayloadTypes, RemoteMedia, SocketKind};
 pub use driver::{
     Call, CallDriver, CallHandle, DatagramSocket, EngineConfig, LocalPorts, MediaEngine,
-    SocketBinder, TokioBinder, TokioUdp,
+    MediaRuntime, RunningCall, RuntimeConfig, SocketBinder, TokioBinder, TokioUdp,
 };
 pub use error::MediaError;
 pub use metrics::{

@@ -3,7 +3,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use ivrpay_media::{CallHandle, MediaEngine, MediaEvent, MediaProfile, PayloadTypes, RemoteMedia};
+use ivrpay_media::{
+    CallHandle, MediaEngine, MediaEvent, MediaProfile, MediaRuntime, PayloadTypes, RemoteMedia,
+};
 use ivrpay_sip::media::{CallId, Leg, MediaControl, MediaPorts, MediaSettings, MediaUnavailable};
 use ivrpay_sip::sdp::{self, StreamInfo};
 use tokio::sync::mpsc;
@@ -30,6 +32,8 @@ impl MediaHandles {
 #[derive(Debug)]
 pub(crate) struct RelayMedia {
     engine: MediaEngine,
+    /// Where the calls' drivers run; dropped with the SIP driver, ending what is left.
+    threads: MediaRuntime,
     calls: MediaHandles,
     events: mpsc::UnboundedSender<CallMediaEvent>,
 }
@@ -37,10 +41,11 @@ pub(crate) struct RelayMedia {
 impl RelayMedia {
     pub(crate) fn new(
         engine: MediaEngine,
+        threads: MediaRuntime,
         calls: MediaHandles,
         events: mpsc::UnboundedSender<CallMediaEvent>,
     ) -> RelayMedia {
-        RelayMedia { engine, calls, events }
+        RelayMedia { engine, threads, calls, events }
     }
 }
 
@@ -75,12 +80,12 @@ impl MediaControl for RelayMedia {
             latching: settings.latching,
             ..MediaProfile::default()
         };
-        let media = self.engine.create_call(settings.address, profile).map_err(|e| {
-            // The call gets 503; the reason is for the operator (no call data in it).
-            tracing::warn!("media relay cannot take a call: {e}");
-            MediaUnavailable(e.to_string())
-        })?;
-        tokio::spawn(media.driver.run());
+        let media =
+            self.threads.create_call(&self.engine, settings.address, profile).map_err(|e| {
+                // The call gets 503; the reason is for the operator (no call data in it).
+                tracing::warn!("media relay cannot take a call: {e}");
+                MediaUnavailable(e.to_string())
+            })?;
         let ports = MediaPorts {
             customer: media.handle.local(Leg::Customer).rtp,
             // An IVR call has no agent leg (the relay binds its ports all the same).

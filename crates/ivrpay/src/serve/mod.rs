@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 pub(crate) use config::ServeArgs;
-use ivrpay_media::{EngineConfig, MediaEngine};
+use ivrpay_media::{EngineConfig, MediaEngine, MediaRuntime, RuntimeConfig};
 use ivrpay_service::SystemClock;
 use ivrpay_sip::b2bua::{CallEvent, CoreConfig};
 use ivrpay_sip::transaction::Timers;
@@ -63,6 +63,9 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
         quarantine: config.rtp_quarantine,
         ..EngineConfig::default()
     })?;
+    let relay_threads =
+        MediaRuntime::start(RuntimeConfig { tick: config.media_tick, ..RuntimeConfig::default() })
+            .map_err(|e| format!("media relay threads: {e}"))?;
     let (media_tx, mut media_events) = mpsc::unbounded_channel();
     let media_handles = MediaHandles::default();
     let (event_tx, mut events) = mpsc::unbounded_channel::<CallEvent>();
@@ -79,7 +82,7 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
     let core = CoreConfig { profiles: config.profiles, timers: Timers::default(), seed: seed() };
     let sip = ivrpay_sip::driver::start(
         core,
-        RelayMedia::new(engine, media_handles.clone(), media_tx),
+        RelayMedia::new(engine, relay_threads, media_handles.clone(), media_tx),
         event_tx,
         config.shutdown_grace,
     )

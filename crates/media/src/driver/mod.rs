@@ -6,6 +6,7 @@
 //! what comes back; buffers are the driver's own, so nothing allocates, locks or logs on
 //! that path. Counters go to the engine's [`RelayMetrics`] about once a second.
 
+mod runtime;
 mod socket;
 
 use std::collections::hash_map::RandomState;
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Sleep;
 
+pub use runtime::{MediaRuntime, RunningCall, RuntimeConfig};
 pub use socket::{DatagramSocket, SocketBinder, TokioBinder, TokioUdp};
 
 use crate::config::{Leg, MediaProfile, RemoteMedia, SocketKind};

@@ -1,7 +1,9 @@
 //! Keys in every form through the relay, with the eavesdropper's decoders on the agent leg.
 
 use ivrpay_dtmf::MaskMode;
-use ivrpay_media::{Codec, DigitSource, MediaProfile};
+use std::time::Duration;
+
+use ivrpay_media::{Codec, DigitSource, MediaProfile, RuntimeConfig};
 use ivrpay_testkit::oracle;
 
 use crate::support::{
@@ -57,6 +59,19 @@ async fn keys_never_reach_the_agent_over_udp() {
     let out = over_udp(&Scenario::new(line.schedule.clone()), 30_000).await;
     check_agent(&line, &out, Expect::default(), "udp, tone mode");
     check_sources(&line, &out, "udp");
+}
+
+/// The same call on the relay's own threads, coalescing wake-ups from the first call: the
+/// ticks delay datagrams but must not drop, reorder or unmask any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_never_reach_the_agent_when_wake_ups_are_coalesced() {
+    let line = customer_line();
+    let mut scenario = Scenario::new(line.schedule.clone());
+    scenario.runtime =
+        Some(RuntimeConfig { threads: 1, tick: Duration::from_micros(500), coalesce_from: 1 });
+    let out = over_udp(&scenario, 30_060).await;
+    check_agent(&line, &out, Expect::default(), "udp, coalesced wake-ups");
+    check_sources(&line, &out, "udp, coalesced wake-ups");
 }
 
 #[test]

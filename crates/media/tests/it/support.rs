@@ -10,8 +10,9 @@ use ivrpay_dtmf::rfc4733::key_press;
 use ivrpay_dtmf::{Digit, ToneSpec, to_i16};
 use ivrpay_media::rtp::{HEADER_LEN, Header, RtpPacket};
 use ivrpay_media::{
-    Codec, EngineConfig, HoldAudio, Leg, MediaEngine, MediaEvent, MediaProfile, PayloadTypes,
-    PlayOptions, Prompt, RemoteMedia, Session, SessionMetrics, SocketKind,
+    Codec, EngineConfig, HoldAudio, Leg, MediaEngine, MediaEvent, MediaProfile, MediaRuntime,
+    PayloadTypes, PlayOptions, Prompt, RemoteMedia, RunningCall, RuntimeConfig, Session,
+    SessionMetrics, SocketKind,
 };
 use ivrpay_testkit::oracle;
 
@@ -463,6 +464,9 @@ pub struct Scenario {
     pub customer_sdp: Option<SocketAddr>,
     /// Steering from the signalling side, at these times.
     pub controls: Vec<(Duration, Control)>,
+    /// Over UDP: run the driver on a [`MediaRuntime`] like this one, as `ivrpay serve` does
+    /// (`None`: as a task of the test's runtime).
+    pub runtime: Option<RuntimeConfig>,
 }
 
 /// What the B2BUA or the IVR does to a call.
@@ -488,6 +492,7 @@ impl Scenario {
             intruder: Vec::new(),
             customer_sdp: None,
             controls: Vec::new(),
+            runtime: None,
         }
     }
 
@@ -622,8 +627,15 @@ pub async fn over_udp(s: &Scenario, ports: u16) -> Outcome {
     let config = EngineConfig { port_min: ports, port_max: ports + 9, ..EngineConfig::default() };
     let engine = MediaEngine::new(config).expect("engine");
     let ip = "127.0.0.1".parse().expect("ip");
-    let mut call = engine.create_call(ip, s.profile).expect("call");
-    tokio::spawn(call.driver.run());
+    let threads = s.runtime.map(|config| MediaRuntime::start(config).expect("media runtime"));
+    let mut call = match &threads {
+        Some(threads) => threads.create_call(&engine, ip, s.profile).expect("call"),
+        None => {
+            let call = engine.create_call(ip, s.profile).expect("call");
+            tokio::spawn(call.driver.run());
+            RunningCall { handle: call.handle, events: call.events }
+        }
+    };
     let mut sockets = Vec::new();
     for _ in 0..5 {
         sockets.push(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
@@ -684,12 +696,16 @@ pub async fn over_udp(s: &Scenario, ports: u16) -> Outcome {
     for r in receivers {
         heard.push(r.await.expect("receiver"));
     }
-    let metrics = call.handle.close().await.expect("close");
+    let metrics = tokio::time::timeout(Duration::from_secs(5), call.handle.close())
+        .await
+        .expect("the driver answers close within 5 s")
+        .expect("close");
     println!("udp run: sender at most {worst:?} behind schedule");
     let mut events = Vec::new();
     while let Some(e) = call.events.recv().await {
         events.push(e);
     }
+    drop(threads);
     let [customer, customer_rtcp, agent, agent_rtcp]: [Vec<_>; 4] =
         heard.try_into().expect("four receivers");
     Outcome { agent, agent_rtcp, customer, customer_rtcp, events, metrics }
