@@ -22,7 +22,8 @@ use crate::input::{ApiJson, ApiQuery, IdemKey};
 pub(crate) struct CreateWebhookEndpoint {
     /// `https://…` (private and loopback addresses only when allowed).
     url: String,
-    /// Event types (the feed's), or `["*"]`.
+    /// Event types (the feed's), or `["*"]`: every type but the keystroke-level
+    /// `capture.*` events and `delivery.failing`, which go only to endpoints that name them.
     #[schema(example = json!(["payment.succeeded", "refund.succeeded"]))]
     events: Vec<String>,
     description: Option<String>,

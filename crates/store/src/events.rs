@@ -38,7 +38,9 @@ pub enum EventType {
     CallEnded,
     /// A payment session was opened on a call.
     PaymentCreated,
-    /// The capture of a field began (first time or asked again).
+    /// The capture of a field began (first time or asked again). Like every `capture.*`
+    /// event, it goes to the feed, and to sinks only when they name it (see
+    /// [`EventType::in_wildcard`]).
     CaptureStarted,
     /// A key was pressed in a field (masked value only).
     CaptureProgress,
@@ -112,6 +114,23 @@ impl EventType {
             Self::RefundFailed => "refund.failed",
             Self::DeliveryFailing => "delivery.failing",
         }
+    }
+
+    /// Whether a sink that subscribes to `*` gets events of this type. Not for the
+    /// keystroke-level `capture.*` events: a payment makes about thirty of them, which the
+    /// agent's feed shows live but which a CRM, a ledger or a receipt sender has no use for
+    /// (and which would multiply the deliveries and the endpoints' load by five); a sink
+    /// that wants them names them. Not for `delivery.failing` either (see its docs).
+    #[must_use]
+    pub const fn in_wildcard(self) -> bool {
+        !matches!(
+            self,
+            Self::CaptureStarted
+                | Self::CaptureProgress
+                | Self::CaptureFieldCompleted
+                | Self::CaptureFieldInvalid
+                | Self::DeliveryFailing
+        )
     }
 
     /// Whether the type reports progress without a state change of its own (written with
@@ -228,8 +247,8 @@ pub(crate) async fn emit(
             .fetch_optional(&mut **c)
             .await?;
             if let Some(seq) = seq {
-                // One delivery per enabled sink that subscribes to this type ("*" or the type
-                // itself; `delivery.*` alerts only by name). Ids: see `emit`.
+                // One delivery per enabled sink that subscribes to this type: by name, or by
+                // "*" if the type is in it ($7, see `EventType::in_wildcard`). Ids: see above.
                 sqlx::query(
                     "INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
                                      next_attempt_at_ms, created_at_ms, updated_at_ms,
@@ -237,7 +256,7 @@ pub(crate) async fn emit(
                      SELECT 'dlv_' || substr($2, 5) || '-' || substr(s.id, 5), $1, $2, s.id, 'pending', 0, $4, $4, $4, $5, $6
                      FROM sinks s
                      WHERE s.tenant_id = $1 AND s.enabled
-                       AND ((s.event_types ? '*' AND $3 NOT LIKE 'delivery.%') OR s.event_types ? $3)",
+                       AND ((s.event_types ? '*' AND $7) OR s.event_types ? $3)",
                 )
                 .bind(tenant.as_str())
                 .bind(id.as_str())
@@ -245,6 +264,7 @@ pub(crate) async fn emit(
                 .bind(now.unix_ms())
                 .bind(order_key)
                 .bind(seq)
+                .bind(event_type.in_wildcard())
                 .execute(&mut **c)
                 .await?;
             }
@@ -263,7 +283,7 @@ pub(crate) async fn emit(
              FROM sinks s JOIN tenants t ON t.id = $1
              WHERE s.tenant_id = $1 AND s.enabled
                AND EXISTS (SELECT 1 FROM json_each(s.event_types) j
-                           WHERE j.value = $3 OR (j.value = '*' AND $3 NOT LIKE 'delivery.%'))",
+                           WHERE j.value = $3 OR (j.value = '*' AND $8))",
         )
         .bind(tenant.as_str())
         .bind(id.as_str())
@@ -272,6 +292,7 @@ pub(crate) async fn emit(
         .bind(Json(&payload))
         .bind(now.unix_ms())
         .bind(order_key)
+        .bind(event_type.in_wildcard())
         .fetch_all(&mut **c)
         .await?
         .into_iter()
@@ -313,6 +334,7 @@ async fn emit_many(
                 "id": id.as_str(),
                 "type": e.event_type.as_str(),
                 "order_key": order_key(e.event_type, &e.subject_id, &e.payload),
+                "wildcard": e.event_type.in_wildcard(),
             });
             let row = serde_json::json!({
                 "id": id.as_str(),
@@ -353,7 +375,7 @@ async fn emit_many(
                             $2 - $4 + e.i
                      FROM jsonb_array_elements($6) WITH ORDINALITY e(e, i)
                      JOIN sinks s ON s.tenant_id = $1 AND s.enabled
-                     WHERE (s.event_types ? '*' AND e->>'type' NOT LIKE 'delivery.%')
+                     WHERE (s.event_types ? '*' AND (e->>'wildcard')::boolean)
                         OR s.event_types ? (e->>'type')",
                 )
                 .bind(tenant.as_str())
@@ -384,7 +406,7 @@ async fn emit_many(
              WHERE t.id = $1
                AND EXISTS (SELECT 1 FROM json_each(s.event_types) j
                            WHERE j.value = e.value ->> '$.type'
-                              OR (j.value = '*' AND e.value ->> '$.type' NOT LIKE 'delivery.%'))",
+                              OR (j.value = '*' AND e.value ->> '$.wildcard'))",
         )
         .bind(tenant.as_str())
         .bind(count)
@@ -462,7 +484,8 @@ pub struct NewSink {
     pub kind: String,
     /// A label for operators.
     pub name: String,
-    /// Event types it receives; `["*"]` for all.
+    /// Event types it receives; `["*"]` for every type in the wildcard (all but the
+    /// keystroke-level `capture.*` and `delivery.failing`, see [`EventType::in_wildcard`]).
     pub event_types: Vec<String>,
     /// Kind-specific, non-secret settings.
     pub config: Value,

@@ -112,7 +112,8 @@ impl From<StoreError> for ApiError {
 pub struct CreateEndpoint {
     /// `https://…` (or `http://`).
     pub url: String,
-    /// Event types, or `["*"]`.
+    /// Event types, or `["*"]` (every type but `capture.*` and `delivery.failing`, which
+    /// go only to endpoints that name them).
     pub events: Vec<String>,
     /// A label.
     #[serde(default)]

@@ -92,7 +92,8 @@ pub struct SinkConfig {
     pub kind: String,
     /// Unique per kind.
     pub name: String,
-    /// Event types, or `["*"]`.
+    /// Event types, or `["*"]` (every type but `capture.*` and `delivery.failing`, which
+    /// go only to sinks that name them).
     #[serde(default = "all_events")]
     pub events: Vec<String>,
     /// Off: kept but given nothing new.

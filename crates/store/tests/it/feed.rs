@@ -173,26 +173,32 @@ async fn feed_only_events_keep_their_order_and_cannot_forge_state_changes(db: &T
         subject_id: "ses_x".into(),
         payload: serde_json::json!({ "field": "card-number", "partial": true, "digits": n }),
     };
-    let answered = FeedEvent {
+    let started = FeedEvent {
         event_type: EventType::CaptureStarted,
         subject_id: call.id.as_str().to_owned(),
         payload: serde_json::json!({ "call_id": call.id.as_str(), "field": "card-number" }),
     };
-    let written =
-        s.record_events(&t, &[answered, progress(1), progress(2)], at(2)).await.expect("record");
-    assert_eq!(written.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3, 4]);
-    // Each event reached the sinks that take its type, in the batch's one statement.
-    let sinks_of = |i: usize| s.deliveries_of(&written[i].id);
-    let started: Vec<_> =
-        sinks_of(0).await.expect("deliveries").into_iter().map(|(_, k)| k).collect();
-    assert_eq!(started, vec![everything.clone()]);
-    let mut both = vec![everything.clone(), progress_only.clone()];
-    both.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-    for i in [1, 2] {
-        let got: Vec<_> =
-            sinks_of(i).await.expect("deliveries").into_iter().map(|(_, k)| k).collect();
-        assert_eq!(got, both);
+    let processing = FeedEvent {
+        event_type: EventType::PaymentProcessing,
+        subject_id: "pay_x".into(),
+        payload: serde_json::json!({ "id": "pay_x" }),
+    };
+    let batch = [started, progress(1), progress(2), processing];
+    let written = s.record_events(&t, &batch, at(2)).await.expect("record");
+    assert_eq!(written.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2, 3, 4, 5]);
+    // Each event reached the sinks that take its type, in the batch's one statement: the
+    // keystroke-level capture events only the sink that names them, the rest `*`.
+    let mut sinks_of = Vec::new();
+    for event in &written {
+        let sinks = s.deliveries_of(&event.id).await.expect("deliveries");
+        sinks_of.push(sinks.into_iter().map(|(_, k)| k).collect::<Vec<_>>());
     }
+    let progress_sinks = vec![progress_only.clone()];
+    assert_eq!(
+        sinks_of,
+        vec![vec![], progress_sinks.clone(), progress_sinks, vec![everything]],
+        "capture.started (named by nobody), two capture.progress, payment.processing"
+    );
     assert!(s.record_events(&t, &[], at(3)).await.expect("nothing").is_empty());
     let forged = FeedEvent {
         event_type: EventType::PaymentSucceeded,
@@ -207,7 +213,7 @@ async fn feed_only_events_keep_their_order_and_cannot_forge_state_changes(db: &T
     let types: Vec<&str> = feed.iter().map(|e| e.event_type.as_str()).collect();
     assert_eq!(
         types,
-        vec!["capture.started", "capture.progress", "capture.progress"],
+        vec!["capture.started", "capture.progress", "capture.progress", "payment.processing"],
         "nothing of the refused batch"
     );
 }
