@@ -118,21 +118,37 @@ impl MediaRuntime {
             let _entered = shard.handle.enter();
             engine.create_call(local_ip, profile)?
         };
-        let state = Arc::clone(&shard.state);
-        if state.calls.fetch_add(1, Ordering::Relaxed) + 1 == self.config.coalesce_from {
-            state.changed.notify_one();
+        let counted = CountedCall::new(Arc::clone(&shard.state));
+        if counted.calls == self.config.coalesce_from {
+            shard.state.changed.notify_one();
         }
         let driver = call.driver;
         shard.handle.spawn(async move {
             driver.run().await;
-            state.calls.fetch_sub(1, Ordering::Relaxed);
+            drop(counted);
         });
         Ok(RunningCall { handle: call.handle, events: call.events })
     }
+}
 
-    /// Calls running on each thread.
-    pub fn calls_per_thread(&self) -> Vec<usize> {
-        self.shards.iter().map(|s| s.state.calls.load(Ordering::Relaxed)).collect()
+/// One call in its thread's count, for as long as its driver lives (a driver that panics
+/// leaves the count too).
+struct CountedCall {
+    state: Arc<ShardState>,
+    /// The thread's calls with this one.
+    calls: usize,
+}
+
+impl CountedCall {
+    fn new(state: Arc<ShardState>) -> CountedCall {
+        let calls = state.calls.fetch_add(1, Ordering::Relaxed) + 1;
+        CountedCall { state, calls }
+    }
+}
+
+impl Drop for CountedCall {
+    fn drop(&mut self) {
+        self.state.calls.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
