@@ -369,8 +369,8 @@ impl CallTask {
             subject_id: record.id.as_str().to_owned(),
             payload: json!({ "payment_id": record.id, "call_id": self.call }),
         });
-        self.record_events(&events).await;
-        let result = flow::complete(&self.ctx, &record, completed).await;
+        let result =
+            flow::complete(&self.ctx, &record, completed, self.record_events(&events)).await;
         self.ctx.feed.poke();
         let Some(active) = self.session.as_mut() else { return Err(ServiceError::UnknownPayment) };
         match result {

@@ -36,10 +36,15 @@ pub(crate) enum Finished {
     Unanswered { payment: PaymentRecord, error: String },
 }
 
+/// `feed_events` writes the session's feed events up to `payment.processing`: it runs while
+/// the vault stores the card (on SQLite the two writes share a commit, one wait for the disk
+/// fewer before the charge), and both are done before the attempt is recorded, so the feed
+/// always has `payment.processing` before the result.
 pub(crate) async fn complete(
     ctx: &Context,
     session: &SessionRecord,
     completed: Completed,
+    feed_events: impl std::future::Future<Output = ()>,
 ) -> Result<Finished, ServiceError> {
     let Completed { card, operation, idempotency_key, description, customer_reference } = completed;
     let now = ctx.clock.now();
@@ -47,10 +52,10 @@ pub(crate) async fn complete(
         ivrpay_capture::Operation::Tokenize(token_type) => token_type,
         ivrpay_capture::Operation::Charge(_) => TokenType::OneTime,
     };
-    let token = ctx
-        .vault
-        .tokenize(&ctx.config.tenant, &card.pan, card.expiry, token_type, None, now)
-        .await?;
+    let tokenize =
+        ctx.vault.tokenize(&ctx.config.tenant, &card.pan, card.expiry, token_type, None, now);
+    let (token, ()) = tokio::join!(tokenize, feed_events);
+    let token = token?;
     let amount = match operation {
         ivrpay_capture::Operation::Tokenize(_) => {
             // Nothing to charge: the token is the result.
