@@ -2,9 +2,10 @@
 //!
 //! The order makes a crash harmless at every point (see the store's "Driving a payment"):
 //!
-//! 1. the vault stores the PAN encrypted and gives a token (no CVV ever reaches it);
-//! 2. the store records the attempt *before* the gateway call, keyed by the session's
-//!    idempotency key; the attempt's id is the gateway's idempotency key;
+//! 1. the vault encrypts the PAN and gives a token (no CVV ever reaches it);
+//! 2. the store records the token and the attempt in one transaction *before* the gateway
+//!    call, keyed by the session's idempotency key; the attempt's id is the gateway's
+//!    idempotency key;
 //! 3. the gateway charges (the card is wiped as soon as it answers);
 //! 4. the store records the answer with its events in one transaction.
 //!
@@ -37,9 +38,9 @@ pub(crate) enum Finished {
 }
 
 /// `feed_events` writes the session's feed events up to `payment.processing`: it runs while
-/// the vault stores the card (on SQLite the two writes share a commit, one wait for the disk
-/// fewer before the charge), and both are done before the attempt is recorded, so the feed
-/// always has `payment.processing` before the result.
+/// the card's token and the attempt are written (on SQLite the writes share a commit, one
+/// wait for the disk before the charge), and is done before the gateway is called, so the
+/// feed always has `payment.processing` before the result.
 pub(crate) async fn complete(
     ctx: &Context,
     session: &SessionRecord,
@@ -52,14 +53,15 @@ pub(crate) async fn complete(
         ivrpay_capture::Operation::Tokenize(token_type) => token_type,
         ivrpay_capture::Operation::Charge(_) => TokenType::OneTime,
     };
-    let tokenize =
-        ctx.vault.tokenize(&ctx.config.tenant, &card.pan, card.expiry, token_type, None, now);
-    let (token, ()) = tokio::join!(tokenize, feed_events);
-    let token = token?;
+    let sealed =
+        ctx.vault.seal(&ctx.config.tenant, &card.pan, card.expiry, token_type, None, now).await?;
+    let token = sealed.token;
     let amount = match operation {
         ivrpay_capture::Operation::Tokenize(_) => {
             // Nothing to charge: the token is the result.
             drop(card);
+            let (stored, ()) = tokio::join!(ctx.store.insert_token(&sealed.row), feed_events);
+            stored?;
             ctx.store
                 .complete_session_with_token(
                     &ctx.config.tenant,
@@ -84,7 +86,10 @@ pub(crate) async fn complete(
         card: Some(summary),
         gateway: ctx.config.gateway_name.clone(),
     };
-    let pending = match ctx.store.begin_payment(&new, ctx.clock.now()).await? {
+    // The token and the attempt are one commit, and the feed events share it on SQLite.
+    let begin = ctx.store.begin_payment_with_token(&new, &sealed.row, ctx.clock.now());
+    let (begun, ()) = tokio::join!(begin, feed_events);
+    let pending = match begun? {
         // This key has its answer already: report it, charge nothing.
         BegunPayment::Finished(record) => return Ok(Finished::Payment(record)),
         BegunPayment::Pending(pending) => pending,

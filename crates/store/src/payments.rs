@@ -24,12 +24,13 @@
 use serde_json::Value;
 
 use crate::Store;
-use crate::backend::{on_pool, on_tx, write_one};
+use crate::backend::{on_pool, on_tx};
 use crate::currency::{CurrencyCode, minor_to_db, money_from_db};
 use crate::error::StoreError;
 use crate::events::{EventType, emit};
 use crate::id::{CallId, PaymentId, SessionId, TenantId, TokenId};
 use crate::time::Timestamp;
+use crate::vault_rows::{TokenRow, insert_token_in};
 use ivrpay_card::{IdempotencyKey, MaskedPan, Money};
 
 /// Where a payment stands.
@@ -319,11 +320,40 @@ impl Store {
         new: &NewPayment,
         now: Timestamp,
     ) -> Result<BegunPayment, StoreError> {
+        self.begin_payment_inner(new, None, now).await
+    }
+
+    /// As [`Store::begin_payment`], with the card's new token (`new.token_id` is its id)
+    /// written in the same transaction: one commit, one wait for the disk, before the
+    /// gateway call instead of two. The token is kept even when the key turns out to have
+    /// a payment already (as it would be had it been stored on its own first).
+    ///
+    /// # Errors
+    /// As [`Store::begin_payment`].
+    pub async fn begin_payment_with_token(
+        &self,
+        new: &NewPayment,
+        token: &TokenRow,
+        now: Timestamp,
+    ) -> Result<BegunPayment, StoreError> {
+        self.begin_payment_inner(new, Some(token), now).await
+    }
+
+    async fn begin_payment_inner(
+        &self,
+        new: &NewPayment,
+        token: Option<&TokenRow>,
+        now: Timestamp,
+    ) -> Result<BegunPayment, StoreError> {
         let amount_minor = minor_to_db(new.amount)?;
         let id = PaymentId::generate(now);
-        // One statement that commits by itself: the attempt is durable before the gateway
-        // call. A conflict means the key was used before: read what is there.
-        let inserted: Option<PaymentRecord> = write_one!(self, p => sqlx::query_as(concat!(
+        // Committed before the gateway call: the attempt is durable first. A conflict means
+        // the key was used before: read what is there.
+        let mut tx = self.begin().await?;
+        if let Some(token) = token {
+            insert_token_in(&mut tx, token).await?;
+        }
+        let inserted: Option<PaymentRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
             "INSERT INTO payments (id, tenant_id, idempotency_key, session_id, call_id, token_id,
                  amount_minor, currency, description, brand, last4, gateway, status,
                  refunded_minor, created_at_ms, updated_at_ms)
@@ -343,8 +373,9 @@ impl Store {
         .bind(new.card.as_ref().map(CardSummary::last4))
         .bind(&new.gateway)
         .bind(now.unix_ms())
-        .fetch_optional(p)
+        .fetch_optional(&mut **c)
         .await?);
+        tx.commit().await?;
         let resumed = inserted.is_none();
         let record: PaymentRecord = match inserted {
             Some(record) => record,

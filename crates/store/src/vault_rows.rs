@@ -5,7 +5,7 @@
 //! cannot turn a token back into a PAN.
 
 use crate::Store;
-use crate::backend::{on_pool, write_one};
+use crate::backend::{Tx, on_pool, on_tx, write_one};
 use crate::error::StoreError;
 use crate::id::{DataKeyId, TenantId, TokenId};
 use crate::time::Timestamp;
@@ -262,26 +262,9 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on failure.
     pub async fn insert_token(&self, row: &TokenRow) -> Result<(), StoreError> {
-        write_one!(self, p => sqlx::query(
-            "INSERT INTO tokens (id, tenant_id, data_key_id, pan_ciphertext, fingerprint, brand, last4,
-                 exp_month, exp_year, token_type, created_at_ms, expires_at_ms, used_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)",
-        )
-        .bind(row.id.as_str())
-        .bind(row.tenant_id.as_str())
-        .bind(row.data_key_id.as_str())
-        .bind(&row.pan_ciphertext)
-        .bind(&row.fingerprint)
-        .bind(&row.brand)
-        .bind(&row.last4)
-        .bind(row.exp_month)
-        .bind(row.exp_year)
-        .bind(&row.token_type)
-        .bind(row.created_at.unix_ms())
-        .bind(row.expires_at_ms)
-        .execute(p)
-        .await?.rows_affected());
-        Ok(())
+        let mut tx = self.begin().await?;
+        insert_token_in(&mut tx, row).await?;
+        tx.commit().await
     }
 
     /// A tenant's token.
@@ -397,4 +380,29 @@ impl Store {
         tx.commit().await?;
         Ok(changed == 1)
     }
+}
+
+/// Writes a token inside `tx` (on its own, or with the payment that uses it).
+pub(crate) async fn insert_token_in(tx: &mut Tx, row: &TokenRow) -> Result<(), StoreError> {
+    on_tx!(tx, c => sqlx::query(
+            "INSERT INTO tokens (id, tenant_id, data_key_id, pan_ciphertext, fingerprint, brand, last4,
+                 exp_month, exp_year, token_type, created_at_ms, expires_at_ms, used_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, NULL)",
+        )
+        .bind(row.id.as_str())
+        .bind(row.tenant_id.as_str())
+        .bind(row.data_key_id.as_str())
+        .bind(&row.pan_ciphertext)
+        .bind(&row.fingerprint)
+        .bind(&row.brand)
+        .bind(&row.last4)
+        .bind(row.exp_month)
+        .bind(row.exp_year)
+        .bind(&row.token_type)
+        .bind(row.created_at.unix_ms())
+        .bind(row.expires_at_ms)
+        .execute(&mut **c)
+        .await?
+        .rows_affected());
+    Ok(())
 }

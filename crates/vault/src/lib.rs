@@ -53,4 +53,4 @@ mod vault;
 
 pub use error::VaultError;
 pub use master::{MASTER_KEY_ENV, MASTER_KEY_FILE_ENV, MasterKeySource};
-pub use vault::{DetokenizedCard, Fingerprint, RotationReport, Token, Vault};
+pub use vault::{DetokenizedCard, Fingerprint, RotationReport, SealedCard, Token, Vault};

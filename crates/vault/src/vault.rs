@@ -61,6 +61,15 @@ pub struct Token {
     pub seen_before: Option<TokenId>,
 }
 
+/// A card encrypted for the store, not stored yet (see [`Vault::seal`]).
+#[derive(Debug)]
+pub struct SealedCard {
+    /// What the caller learns about the card.
+    pub token: Token,
+    /// The row to write: the PAN only as ciphertext.
+    pub row: TokenRow,
+}
+
 /// A card read back from the vault for a gateway call. The PAN is a [`Pan`] (a
 /// zeroize-on-drop secret): drop this as soon as the gateway has the request.
 #[derive(Debug)]
@@ -296,6 +305,25 @@ impl Vault {
         expires_at: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<Token, VaultError> {
+        let sealed = self.seal(tenant, pan, expiry, token_type, expires_at, now).await?;
+        self.store.insert_token(&sealed.row).await?;
+        Ok(sealed.token)
+    }
+
+    /// As [`Vault::tokenize`] without storing the row: for a caller that writes it in a
+    /// transaction of its own (a payment and its token, one commit).
+    ///
+    /// # Errors
+    /// [`VaultError`] on key or store failure.
+    pub async fn seal(
+        &self,
+        tenant: &TenantId,
+        pan: &Pan,
+        expiry: Expiry,
+        token_type: TokenType,
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<SealedCard, VaultError> {
         let fingerprint = self.fingerprint(tenant, pan, now).await?;
         let seen_before =
             self.store.first_token_by_fingerprint(tenant, fingerprint.as_bytes()).await?;
@@ -320,8 +348,7 @@ impl Vault {
             expires_at_ms: expires_at.map(Timestamp::unix_ms),
             used_at_ms: None,
         };
-        self.store.insert_token(&row).await?;
-        Ok(Token { id, brand, last4, expiry, fingerprint, seen_before })
+        Ok(SealedCard { token: Token { id, brand, last4, expiry, fingerprint, seen_before }, row })
     }
 
     /// Decrypts a token's card for a gateway call.

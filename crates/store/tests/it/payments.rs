@@ -2,8 +2,8 @@
 
 use ivrpay_store::testing::TestDatabase;
 use ivrpay_store::{
-    BackendKind, BegunPayment, Currency, EventType, Money, PaymentOutcome, PaymentStatus,
-    StoreError, TenantId,
+    BackendKind, BegunPayment, Currency, DataKeyId, DataKeyRow, EventType, KeyPurpose, Money,
+    PaymentOutcome, PaymentStatus, StoreError, TenantId, TokenId, TokenRow,
 };
 
 use crate::support::{at, begin_pending, new_payment, sink, store, tenant, usd};
@@ -14,6 +14,7 @@ crate::on_both!(
     failed_commit_leaves_the_payment_pending_and_no_event,
     racing_results_give_one_event,
     declines_and_failures_are_final,
+    a_payment_and_its_token_commit_together,
 );
 
 async fn result_event_and_deliveries_commit_together(db: &TestDatabase) {
@@ -225,4 +226,60 @@ async fn declines_and_failures_are_final(db: &TestDatabase) {
         s.begin_payment(&new_payment(&t, "d", usd(100)), at(5)).await.expect("begin"),
         BegunPayment::Finished(_)
     ));
+}
+
+/// The card's token and the attempt that uses it: written together, or (when the token
+/// cannot be written) neither.
+async fn a_payment_and_its_token_commit_together(db: &TestDatabase) {
+    let s = store(db);
+    let t = tenant(s, "acme").await;
+    let key = DataKeyRow {
+        id: DataKeyId::generate(at(0)),
+        tenant_id: t.clone(),
+        purpose: KeyPurpose::Pan,
+        master_key_id: "mk_a".to_owned(),
+        wrapped_key: b"wrapped".to_vec(),
+        active: true,
+        created_at: at(0),
+    };
+    let key = s.insert_data_key_if_absent(&key).await.expect("data key");
+    let token = |id: TokenId| TokenRow {
+        id,
+        tenant_id: t.clone(),
+        data_key_id: key.id.clone(),
+        pan_ciphertext: vec![7; 44],
+        fingerprint: vec![1; 32],
+        brand: "visa".to_owned(),
+        last4: "4242".to_owned(),
+        exp_month: 12,
+        exp_year: 2030,
+        token_type: "one_time".to_owned(),
+        created_at: at(1),
+        expires_at_ms: None,
+        used_at_ms: None,
+    };
+    let first = token(TokenId::random());
+    let new = ivrpay_store::NewPayment {
+        token_id: Some(first.id.clone()),
+        ..new_payment(&t, "with-token", usd(1999))
+    };
+    let BegunPayment::Pending(pending) =
+        s.begin_payment_with_token(&new, &first, at(2)).await.expect("begin")
+    else {
+        panic!("a fresh key is pending")
+    };
+    assert_eq!(pending.record().token_id.as_ref(), Some(&first.id));
+    assert_eq!(s.token(&t, &first.id).await.expect("token"), Some(first.clone()));
+
+    // A token that cannot be written (its id is taken) takes the attempt down with it.
+    let clash = ivrpay_store::NewPayment {
+        token_id: Some(first.id.clone()),
+        ..new_payment(&t, "clashing-token", usd(500))
+    };
+    assert!(s.begin_payment_with_token(&clash, &first, at(3)).await.is_err());
+    let fresh = new_payment(&t, "clashing-token", usd(500));
+    let BegunPayment::Pending(later) = s.begin_payment(&fresh, at(4)).await.expect("begin") else {
+        panic!("nothing was written under the key")
+    };
+    assert!(!later.resumed(), "the failed attempt left no payment behind");
 }
