@@ -49,19 +49,20 @@ pub(crate) async fn complete(
 ) -> Result<Finished, ServiceError> {
     let Completed { card, operation, idempotency_key, description, customer_reference } = completed;
     let now = ctx.clock.now();
-    let token_type = match operation {
-        ivrpay_capture::Operation::Tokenize(token_type) => token_type,
-        ivrpay_capture::Operation::Charge(_) => TokenType::OneTime,
-    };
-    let sealed =
-        ctx.vault.seal(&ctx.config.tenant, &card.pan, card.expiry, token_type, None, now).await?;
-    let token = sealed.token;
     let amount = match operation {
-        ivrpay_capture::Operation::Tokenize(_) => {
+        ivrpay_capture::Operation::Tokenize(token_type) => {
             // Nothing to charge: the token is the result.
+            let tokenize = ctx.vault.tokenize(
+                &ctx.config.tenant,
+                &card.pan,
+                card.expiry,
+                token_type,
+                None,
+                now,
+            );
+            let (token, ()) = tokio::join!(tokenize, feed_events);
             drop(card);
-            let (stored, ()) = tokio::join!(ctx.store.insert_token(&sealed.row), feed_events);
-            stored?;
+            let token = token?;
             ctx.store
                 .complete_session_with_token(
                     &ctx.config.tenant,
@@ -74,6 +75,12 @@ pub(crate) async fn complete(
         }
         ivrpay_capture::Operation::Charge(amount) => amount,
     };
+    // A charge's token is written with its attempt (below), not on its own.
+    let sealed = ctx
+        .vault
+        .seal(&ctx.config.tenant, &card.pan, card.expiry, TokenType::OneTime, None, now)
+        .await?;
+    let token = sealed.token;
     let summary = CardSummary::new(token.brand.map_or("unknown", |b| b.name()), &token.last4)?;
     let new = NewPayment {
         tenant_id: ctx.config.tenant.clone(),

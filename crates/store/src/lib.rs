@@ -32,8 +32,10 @@
 //! ```text
 //! store.ensure_tenant(&tenant, name, now)                      once, at start-up
 //! store.open_session(&NewSession { .. }, now)                  idempotent per key
-//! vault.tokenize(&tenant, &card.pan, card.expiry, ..)          -> Token (tok_…)
-//! match store.begin_payment(&NewPayment { token_id, card: Some(card.masked().into()), .. }, now)
+//! vault.seal(&tenant, &card.pan, card.expiry, ..)              -> SealedCard (token + row)
+//! match store.begin_payment_with_token(&NewPayment { token_id, .. }, &sealed.row, now)
+//!                   (the token and the attempt in one transaction; `begin_payment` for a
+//!                    token stored earlier)
 //!   Finished(record)  -> the key already has its answer: report it, charge nothing
 //!   Pending(pending)  -> gateway.charge(idempotency key = pending.gateway_idempotency_key())
 //!       final answer  -> store.record_payment_result(pending, &outcome, now)
