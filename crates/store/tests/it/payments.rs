@@ -2,8 +2,8 @@
 
 use ivrpay_store::testing::TestDatabase;
 use ivrpay_store::{
-    BackendKind, BegunPayment, Currency, DataKeyId, DataKeyRow, EventType, KeyPurpose, Money,
-    PaymentOutcome, PaymentStatus, StoreError, TenantId, TokenId, TokenRow,
+    BackendKind, BegunPayment, CallId, Currency, DataKeyId, DataKeyRow, EventType, KeyPurpose,
+    Money, PaymentOutcome, PaymentStatus, StoreError, TenantId, TokenId, TokenRow,
 };
 
 use crate::support::{at, begin_pending, new_payment, sink, store, tenant, usd};
@@ -282,4 +282,14 @@ async fn a_payment_and_its_token_commit_together(db: &TestDatabase) {
         panic!("nothing was written under the key")
     };
     assert!(!later.resumed(), "the failed attempt left no payment behind");
+
+    // An attempt that cannot be written (its call does not exist) takes its token with it.
+    let orphan = token(TokenId::random());
+    let no_call = ivrpay_store::NewPayment {
+        token_id: Some(orphan.id.clone()),
+        call_id: Some(CallId::generate(at(5))),
+        ..new_payment(&t, "no-such-call", usd(500))
+    };
+    assert!(s.begin_payment_with_token(&no_call, &orphan, at(5)).await.is_err());
+    assert_eq!(s.token(&t, &orphan.id).await.expect("token"), None, "one transaction");
 }
