@@ -89,6 +89,22 @@ impl Store {
         hash: &ApiKeyHash,
         now: Timestamp,
     ) -> Result<ApiKeyId, StoreError> {
+        let (tenant, name, scopes, hash) =
+            (tenant.clone(), name.to_owned(), scopes.to_vec(), *hash);
+        self.on_writer(move |store| async move {
+            store.insert_api_key_in_writer(&tenant, &name, &scopes, &hash, now).await
+        })
+        .await
+    }
+
+    async fn insert_api_key_in_writer(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        scopes: &[String],
+        hash: &ApiKeyHash,
+        now: Timestamp,
+    ) -> Result<ApiKeyId, StoreError> {
         let id = ApiKeyId::generate(now);
         write_one!(self, p => sqlx::query(
             "INSERT INTO api_keys (id, tenant_id, name, secret_hash, scopes, created_at_ms)
@@ -141,6 +157,16 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on failure.
     pub async fn revoke_api_key(&self, id: &ApiKeyId, now: Timestamp) -> Result<bool, StoreError> {
+        let id = id.clone();
+        self.on_writer(move |store| async move { store.revoke_api_key_in_writer(&id, now).await })
+            .await
+    }
+
+    async fn revoke_api_key_in_writer(
+        &self,
+        id: &ApiKeyId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let changed = write_one!(self, p => sqlx::query(
             "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL",
         )
@@ -158,6 +184,32 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on failure.
     pub async fn audit(
+        &self,
+        tenant: Option<&TenantId>,
+        actor: &str,
+        action: &str,
+        subject_id: Option<&str>,
+        detail: &Value,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let (tenant, actor, action) = (tenant.cloned(), actor.to_owned(), action.to_owned());
+        let (subject_id, detail) = (subject_id.map(str::to_owned), detail.clone());
+        self.on_writer(move |store| async move {
+            store
+                .audit_in_writer(
+                    tenant.as_ref(),
+                    &actor,
+                    &action,
+                    subject_id.as_deref(),
+                    &detail,
+                    now,
+                )
+                .await
+        })
+        .await
+    }
+
+    async fn audit_in_writer(
         &self,
         tenant: Option<&TenantId>,
         actor: &str,

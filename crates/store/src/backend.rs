@@ -20,10 +20,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{AssertSqlSafe, ConnectOptions, Postgres, Transaction};
+use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
 use crate::error::StoreError;
 use crate::group_commit::{SqliteTx, Writer};
+use crate::writer_thread::WriterThread;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
@@ -89,6 +90,8 @@ pub struct Store {
     pub(crate) backend: Backend,
     /// SQLite's one writer connection, with group commit (see [`crate::group_commit`]).
     writer: Option<Arc<Writer>>,
+    /// The thread SQLite's writes run on (see [`crate::writer_thread`]).
+    writer_thread: Option<Arc<WriterThread>>,
 }
 
 #[derive(Debug, Clone)]
@@ -220,8 +223,12 @@ impl Store {
         let pool =
             SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
-        let writer = Writer::new(options.connect().await?);
-        Ok(Self { backend: Backend::Sqlite(pool), writer: Some(Arc::new(writer)) })
+        let (thread, conn) = WriterThread::start(options).await?;
+        Ok(Self {
+            backend: Backend::Sqlite(pool),
+            writer: Some(Arc::new(Writer::new(conn))),
+            writer_thread: Some(Arc::new(thread)),
+        })
     }
 
     async fn open_postgres(
@@ -248,7 +255,7 @@ impl Store {
         let pool =
             PgPoolOptions::new().max_connections(max_connections).connect_with(options).await?;
         POSTGRES_MIGRATIONS.run(&pool).await?;
-        Ok(Self { backend: Backend::Postgres(pool), writer: None })
+        Ok(Self { backend: Backend::Postgres(pool), writer: None, writer_thread: None })
     }
 
     /// The engine behind this store.
@@ -267,6 +274,23 @@ impl Store {
             Backend::Sqlite(_) => Tx::Sqlite(self.begin_sqlite().await?),
             Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
+    }
+
+    /// Runs a write operation: on SQLite, on the writer thread (see [`crate::writer_thread`]);
+    /// on PostgreSQL, here (its connections are sockets any thread drives as well).
+    ///
+    /// Every public write `x` is written as a thin `x` that copies its arguments and hands
+    /// `x_in_writer`, the operation itself, to this.
+    pub(crate) async fn on_writer<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Store) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
+        match &self.writer_thread {
+            Some(thread) => thread.run(op(self.clone())).await,
+            None => op(self.clone()).await,
+        }
     }
 
     /// A write transaction on the SQLite writer.

@@ -140,6 +140,18 @@ impl Store {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
+        self.on_writer(move |store| async move {
+            store.claim_deliveries_in_writer(now, lease, limit).await
+        })
+        .await
+    }
+
+    async fn claim_deliveries_in_writer(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: u32,
+    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let lease_until = now.saturating_add(lease).unix_ms();
         let mut tx = self.begin().await?;
         // Two statements, each walking one index in order and stopping at its limit: rows
@@ -216,6 +228,20 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on failure.
     pub async fn finish_delivery(
+        &self,
+        id: &DeliveryId,
+        attempts: i64,
+        result: &DeliveryResult,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let (id, result) = (id.clone(), result.clone());
+        self.on_writer(move |store| async move {
+            store.finish_delivery_in_writer(&id, attempts, &result, now).await
+        })
+        .await
+    }
+
+    async fn finish_delivery_in_writer(
         &self,
         id: &DeliveryId,
         attempts: i64,

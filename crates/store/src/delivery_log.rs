@@ -124,6 +124,15 @@ impl Store {
         &self,
         attempts: &[FinishedAttempt],
     ) -> Result<Vec<bool>, StoreError> {
+        let attempts = attempts.to_vec();
+        self.on_writer(move |store| async move { store.record_attempts_in_writer(&attempts).await })
+            .await
+    }
+
+    async fn record_attempts_in_writer(
+        &self,
+        attempts: &[FinishedAttempt],
+    ) -> Result<Vec<bool>, StoreError> {
         if attempts.is_empty() {
             return Ok(Vec::new());
         }
@@ -316,6 +325,19 @@ impl Store {
         id: &DeliveryId,
         now: Timestamp,
     ) -> Result<DeliveryRecord, StoreError> {
+        let (tenant, id) = (tenant.cloned(), id.clone());
+        self.on_writer(move |store| async move {
+            store.retry_delivery_in_writer(tenant.as_ref(), &id, now).await
+        })
+        .await
+    }
+
+    async fn retry_delivery_in_writer(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &DeliveryId,
+        now: Timestamp,
+    ) -> Result<DeliveryRecord, StoreError> {
         let changed = crate::backend::write_one!(self, p => sqlx::query(
             "UPDATE deliveries SET next_attempt_at_ms = $3, updated_at_ms = $3,
                  attempts = CASE WHEN status = 'pending' THEN attempts ELSE 0 END,
@@ -343,6 +365,20 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on failure.
     pub async fn replay_failed(
+        &self,
+        tenant: Option<&TenantId>,
+        sink: &SinkId,
+        since: Timestamp,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        let (tenant, sink) = (tenant.cloned(), sink.clone());
+        self.on_writer(move |store| async move {
+            store.replay_failed_in_writer(tenant.as_ref(), &sink, since, now).await
+        })
+        .await
+    }
+
+    async fn replay_failed_in_writer(
         &self,
         tenant: Option<&TenantId>,
         sink: &SinkId,

@@ -460,6 +460,19 @@ impl Store {
         events: &[FeedEvent],
         now: Timestamp,
     ) -> Result<Vec<EventRecord>, StoreError> {
+        let (tenant, events) = (tenant.clone(), events.to_vec());
+        self.on_writer(move |store| async move {
+            store.record_events_in_writer(&tenant, &events, now).await
+        })
+        .await
+    }
+
+    async fn record_events_in_writer(
+        &self,
+        tenant: &TenantId,
+        events: &[FeedEvent],
+        now: Timestamp,
+    ) -> Result<Vec<EventRecord>, StoreError> {
         if events.iter().any(|e| !e.event_type.is_feed_only()) {
             return Err(StoreError::InvalidState {
                 operation: "record a state-change event on its own",
@@ -497,6 +510,19 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] when the statement fails.
     pub async fn ensure_tenant(
+        &self,
+        id: &TenantId,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (id, name) = (id.clone(), name.to_owned());
+        self.on_writer(
+            move |store| async move { store.ensure_tenant_in_writer(&id, &name, now).await },
+        )
+        .await
+    }
+
+    async fn ensure_tenant_in_writer(
         &self,
         id: &TenantId,
         name: &str,
@@ -569,6 +595,18 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] when the statement fails.
     pub async fn mark_published(&self, event: &EventId, now: Timestamp) -> Result<(), StoreError> {
+        let event = event.clone();
+        self.on_writer(
+            move |store| async move { store.mark_published_in_writer(&event, now).await },
+        )
+        .await
+    }
+
+    async fn mark_published_in_writer(
+        &self,
+        event: &EventId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         write_one!(self, p => sqlx::query("UPDATE outbox SET published_at_ms = $2 WHERE id = $1")
             .bind(event.as_str())
             .bind(now.unix_ms())
@@ -582,6 +620,15 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] when the statement fails.
     pub async fn add_sink(&self, sink: &NewSink, now: Timestamp) -> Result<SinkId, StoreError> {
+        let sink = sink.clone();
+        self.on_writer(move |store| async move { store.add_sink_in_writer(&sink, now).await }).await
+    }
+
+    async fn add_sink_in_writer(
+        &self,
+        sink: &NewSink,
+        now: Timestamp,
+    ) -> Result<SinkId, StoreError> {
         let id = SinkId::generate(now);
         write_one!(self, p => sqlx::query(
             "INSERT INTO sinks (id, tenant_id, kind, name, event_types, config, enabled, created_at_ms)
@@ -604,6 +651,18 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown sink.
     pub async fn set_sink_enabled(&self, sink: &SinkId, enabled: bool) -> Result<(), StoreError> {
+        let sink = sink.clone();
+        self.on_writer(move |store| async move {
+            store.set_sink_enabled_in_writer(&sink, enabled).await
+        })
+        .await
+    }
+
+    async fn set_sink_enabled_in_writer(
+        &self,
+        sink: &SinkId,
+        enabled: bool,
+    ) -> Result<(), StoreError> {
         let done = write_one!(self, p => sqlx::query("UPDATE sinks SET enabled = $2 WHERE id = $1")
             .bind(sink.as_str())
             .bind(enabled)

@@ -84,6 +84,15 @@ impl Store {
     /// [`StoreError::InvalidState`] for an unbalanced entry (or one with a negative amount
     /// or fewer than two lines); [`StoreError::Database`] on failure.
     pub async fn post_ledger_entry(&self, entry: &NewLedgerEntry) -> Result<bool, StoreError> {
+        let entry = entry.clone();
+        self.on_writer(move |store| async move { store.post_ledger_entry_in_writer(&entry).await })
+            .await
+    }
+
+    async fn post_ledger_entry_in_writer(
+        &self,
+        entry: &NewLedgerEntry,
+    ) -> Result<bool, StoreError> {
         if !balanced(&entry.lines) {
             return Err(StoreError::InvalidState { operation: "post an unbalanced journal entry" });
         }

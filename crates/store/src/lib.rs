@@ -66,6 +66,7 @@ mod sink_rows;
 pub mod testing;
 mod time;
 mod vault_rows;
+mod writer_thread;
 
 pub use admin::{ApiKeyHash, ApiKeyRecord, AuditEntry};
 pub use backend::{BackendKind, SQLITE_FILE_NAME, SqliteDurability, Store, StoreConfig};

@@ -141,6 +141,18 @@ impl Store {
         new: &NewPaymentRequest,
         now: Timestamp,
     ) -> Result<PaymentRequestRecord, StoreError> {
+        let new = new.clone();
+        self.on_writer(move |store| async move {
+            store.create_payment_request_in_writer(&new, now).await
+        })
+        .await
+    }
+
+    async fn create_payment_request_in_writer(
+        &self,
+        new: &NewPaymentRequest,
+        now: Timestamp,
+    ) -> Result<PaymentRequestRecord, StoreError> {
         let amount_minor = minor_to_db(new.amount)?;
         let id = PaymentRequestId::generate(now);
         let mut tx = self.begin().await?;
@@ -206,6 +218,20 @@ impl Store {
         call: &CallId,
         now: Timestamp,
     ) -> Result<Option<PaymentRequestRecord>, StoreError> {
+        let (tenant, reference, call) = (tenant.clone(), reference.to_owned(), call.clone());
+        self.on_writer(move |store| async move {
+            store.claim_payment_request_in_writer(&tenant, &reference, &call, now).await
+        })
+        .await
+    }
+
+    async fn claim_payment_request_in_writer(
+        &self,
+        tenant: &TenantId,
+        reference: &str,
+        call: &CallId,
+        now: Timestamp,
+    ) -> Result<Option<PaymentRequestRecord>, StoreError> {
         let claimed: Option<PaymentRequestRecord> = on_pool!(self, p => sqlx::query_as(concat!(
             "UPDATE payment_requests SET status = 'claimed', call_id = $3, updated_at_ms = $4
              WHERE tenant_id = $1 AND reference = $2 AND status = 'open'
@@ -234,6 +260,20 @@ impl Store {
         call: &CallId,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let (tenant, id, call) = (tenant.clone(), id.clone(), call.clone());
+        self.on_writer(move |store| async move {
+            store.release_payment_request_in_writer(&tenant, &id, &call, now).await
+        })
+        .await
+    }
+
+    async fn release_payment_request_in_writer(
+        &self,
+        tenant: &TenantId,
+        id: &PaymentRequestId,
+        call: &CallId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let done = on_pool!(self, p => sqlx::query(
             "UPDATE payment_requests
              SET status = CASE WHEN expires_at_ms <= $4 THEN 'expired' ELSE 'open' END,
@@ -255,6 +295,32 @@ impl Store {
     /// # Errors
     /// [`StoreError::InvalidState`] when the request is not claimed by that call.
     pub async fn settle_payment_request(
+        &self,
+        tenant: &TenantId,
+        id: &PaymentRequestId,
+        call: &CallId,
+        session: &SessionId,
+        payment: Option<&PaymentId>,
+        now: Timestamp,
+    ) -> Result<PaymentRequestRecord, StoreError> {
+        let (tenant, id, call) = (tenant.clone(), id.clone(), call.clone());
+        let (session, payment) = (session.clone(), payment.cloned());
+        self.on_writer(move |store| async move {
+            store
+                .settle_payment_request_in_writer(
+                    &tenant,
+                    &id,
+                    &call,
+                    &session,
+                    payment.as_ref(),
+                    now,
+                )
+                .await
+        })
+        .await
+    }
+
+    async fn settle_payment_request_in_writer(
         &self,
         tenant: &TenantId,
         id: &PaymentRequestId,

@@ -320,6 +320,16 @@ impl Store {
         new: &NewPayment,
         now: Timestamp,
     ) -> Result<BegunPayment, StoreError> {
+        let new = new.clone();
+        self.on_writer(move |store| async move { store.begin_payment_in_writer(&new, now).await })
+            .await
+    }
+
+    async fn begin_payment_in_writer(
+        &self,
+        new: &NewPayment,
+        now: Timestamp,
+    ) -> Result<BegunPayment, StoreError> {
         self.begin_payment_inner(new, None, now).await
     }
 
@@ -331,6 +341,19 @@ impl Store {
     /// # Errors
     /// As [`Store::begin_payment`].
     pub async fn begin_payment_with_token(
+        &self,
+        new: &NewPayment,
+        token: &TokenRow,
+        now: Timestamp,
+    ) -> Result<BegunPayment, StoreError> {
+        let (new, token) = (new.clone(), token.clone());
+        self.on_writer(move |store| async move {
+            store.begin_payment_with_token_in_writer(&new, &token, now).await
+        })
+        .await
+    }
+
+    async fn begin_payment_with_token_in_writer(
         &self,
         new: &NewPayment,
         token: &TokenRow,
@@ -407,6 +430,19 @@ impl Store {
     /// [`StoreError::Database`] on failure; nothing is written then, and the payment stays
     /// pending for a retry.
     pub async fn record_payment_result(
+        &self,
+        pending: PendingPayment,
+        outcome: &PaymentOutcome,
+        now: Timestamp,
+    ) -> Result<PaymentRecord, StoreError> {
+        let outcome = outcome.clone();
+        self.on_writer(move |store| async move {
+            store.record_payment_result_in_writer(pending, &outcome, now).await
+        })
+        .await
+    }
+
+    async fn record_payment_result_in_writer(
         &self,
         pending: PendingPayment,
         outcome: &PaymentOutcome,

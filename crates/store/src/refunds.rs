@@ -232,6 +232,16 @@ impl Store {
         new: &NewRefund,
         now: Timestamp,
     ) -> Result<BegunRefund, StoreError> {
+        let new = new.clone();
+        self.on_writer(move |store| async move { store.begin_refund_in_writer(&new, now).await })
+            .await
+    }
+
+    async fn begin_refund_in_writer(
+        &self,
+        new: &NewRefund,
+        now: Timestamp,
+    ) -> Result<BegunRefund, StoreError> {
         let amount_minor = minor_to_db(new.amount)?;
         if amount_minor == 0 {
             return Err(StoreError::InvalidState { operation: "refund a zero amount" });
@@ -295,6 +305,19 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on failure (nothing written).
     pub async fn record_refund_result(
+        &self,
+        pending: PendingRefund,
+        outcome: &RefundOutcome,
+        now: Timestamp,
+    ) -> Result<RefundRecord, StoreError> {
+        let outcome = outcome.clone();
+        self.on_writer(move |store| async move {
+            store.record_refund_result_in_writer(pending, &outcome, now).await
+        })
+        .await
+    }
+
+    async fn record_refund_result_in_writer(
         &self,
         pending: PendingRefund,
         outcome: &RefundOutcome,

@@ -258,6 +258,16 @@ impl Store {
         new: &NewSession,
         now: Timestamp,
     ) -> Result<SessionRecord, StoreError> {
+        let new = new.clone();
+        self.on_writer(move |store| async move { store.open_session_in_writer(&new, now).await })
+            .await
+    }
+
+    async fn open_session_in_writer(
+        &self,
+        new: &NewSession,
+        now: Timestamp,
+    ) -> Result<SessionRecord, StoreError> {
         let amount_minor = minor_to_db(new.amount)?;
         let id = SessionId::generate(now);
         let mut tx = self.begin().await?;
@@ -324,6 +334,20 @@ impl Store {
         token: &TokenId,
         now: Timestamp,
     ) -> Result<SessionRecord, StoreError> {
+        let (tenant, session, token) = (tenant.clone(), session.clone(), token.clone());
+        self.on_writer(move |store| async move {
+            store.complete_session_with_token_in_writer(&tenant, &session, &token, now).await
+        })
+        .await
+    }
+
+    async fn complete_session_with_token_in_writer(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        token: &TokenId,
+        now: Timestamp,
+    ) -> Result<SessionRecord, StoreError> {
         let mut tx = self.begin().await?;
         let done = complete_in_tx(&mut tx, tenant, session, Some(token), None, now).await?;
         tx.commit().await?;
@@ -335,6 +359,19 @@ impl Store {
     /// # Errors
     /// [`StoreError::InvalidState`] when the session is not open.
     pub async fn cancel_session(
+        &self,
+        tenant: &TenantId,
+        session: &SessionId,
+        now: Timestamp,
+    ) -> Result<SessionRecord, StoreError> {
+        let (tenant, session) = (tenant.clone(), session.clone());
+        self.on_writer(move |store| async move {
+            store.cancel_session_in_writer(&tenant, &session, now).await
+        })
+        .await
+    }
+
+    async fn cancel_session_in_writer(
         &self,
         tenant: &TenantId,
         session: &SessionId,
@@ -387,6 +424,16 @@ impl Store {
         new: &NewCall,
         now: Timestamp,
     ) -> Result<CallRecord, StoreError> {
+        let new = new.clone();
+        self.on_writer(move |store| async move { store.start_call_in_writer(&new, now).await })
+            .await
+    }
+
+    async fn start_call_in_writer(
+        &self,
+        new: &NewCall,
+        now: Timestamp,
+    ) -> Result<CallRecord, StoreError> {
         let mut tx = self.begin().await?;
         let record: CallRecord = on_tx!(&mut tx, c => sqlx::query_as(concat!(
             "INSERT INTO calls (id, tenant_id, sip_call_id, profile, started_at_ms, agent, caller, called, node)
@@ -418,6 +465,21 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`] for an unknown call; [`StoreError::Database`] on failure.
     pub async fn answer_call(
+        &self,
+        tenant: &TenantId,
+        call: &CallId,
+        agent: Option<&str>,
+        now: Timestamp,
+    ) -> Result<CallRecord, StoreError> {
+        let (tenant, call) = (tenant.clone(), call.clone());
+        let agent = agent.map(str::to_owned);
+        self.on_writer(move |store| async move {
+            store.answer_call_in_writer(&tenant, &call, agent.as_deref(), now).await
+        })
+        .await
+    }
+
+    async fn answer_call_in_writer(
         &self,
         tenant: &TenantId,
         call: &CallId,
@@ -497,6 +559,20 @@ impl Store {
         reason: &str,
         now: Timestamp,
     ) -> Result<CallRecord, StoreError> {
+        let (tenant, call, reason) = (tenant.clone(), call.clone(), reason.to_owned());
+        self.on_writer(move |store| async move {
+            store.end_call_in_writer(&tenant, &call, &reason, now).await
+        })
+        .await
+    }
+
+    async fn end_call_in_writer(
+        &self,
+        tenant: &TenantId,
+        call: &CallId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<CallRecord, StoreError> {
         let mut tx = self.begin().await?;
         let updated: Option<CallRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
             "UPDATE calls SET ended_at_ms = $3, end_reason = $4
@@ -537,6 +613,20 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on failure (nothing changed).
     pub async fn end_calls_of_node(
+        &self,
+        tenant: &TenantId,
+        node: &str,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let (tenant, node, reason) = (tenant.clone(), node.to_owned(), reason.to_owned());
+        self.on_writer(move |store| async move {
+            store.end_calls_of_node_in_writer(&tenant, &node, &reason, now).await
+        })
+        .await
+    }
+
+    async fn end_calls_of_node_in_writer(
         &self,
         tenant: &TenantId,
         node: &str,

@@ -135,6 +135,20 @@ impl Store {
         config: &Value,
         enabled: bool,
     ) -> Result<(), StoreError> {
+        let (id, event_types, config) = (id.clone(), event_types.to_vec(), config.clone());
+        self.on_writer(move |store| async move {
+            store.update_sink_in_writer(&id, &event_types, &config, enabled).await
+        })
+        .await
+    }
+
+    async fn update_sink_in_writer(
+        &self,
+        id: &SinkId,
+        event_types: &[String],
+        config: &Value,
+        enabled: bool,
+    ) -> Result<(), StoreError> {
         let done = write_one!(self, p => sqlx::query(
             "UPDATE sinks SET event_types = $2, config = $3, enabled = $4 WHERE id = $1",
         )
@@ -156,6 +170,18 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on failure.
     pub async fn add_webhook_endpoint(
+        &self,
+        new: &NewWebhookEndpoint,
+        now: Timestamp,
+    ) -> Result<SinkId, StoreError> {
+        let new = new.clone();
+        self.on_writer(
+            move |store| async move { store.add_webhook_endpoint_in_writer(&new, now).await },
+        )
+        .await
+    }
+
+    async fn add_webhook_endpoint_in_writer(
         &self,
         new: &NewWebhookEndpoint,
         now: Timestamp,
@@ -261,6 +287,19 @@ impl Store {
         id: &SinkId,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.on_writer(move |store| async move {
+            store.delete_webhook_endpoint_in_writer(&tenant, &id, now).await
+        })
+        .await
+    }
+
+    async fn delete_webhook_endpoint_in_writer(
+        &self,
+        tenant: &TenantId,
+        id: &SinkId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         let reason: Option<Option<String>> = on_tx!(&mut tx, c => sqlx::query_scalar(
             "SELECT w.disabled_reason FROM webhook_endpoints w JOIN sinks s ON s.id = w.sink_id
@@ -306,6 +345,20 @@ impl Store {
     /// # Errors
     /// [`StoreError::NotFound`] when the sink is not a webhook endpoint.
     pub async fn rotate_webhook_secret(
+        &self,
+        id: &SinkId,
+        new_secret: &str,
+        old_expire_at: Timestamp,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let (id, new_secret) = (id.clone(), new_secret.to_owned());
+        self.on_writer(move |store| async move {
+            store.rotate_webhook_secret_in_writer(&id, &new_secret, old_expire_at, now).await
+        })
+        .await
+    }
+
+    async fn rotate_webhook_secret_in_writer(
         &self,
         id: &SinkId,
         new_secret: &str,

@@ -149,6 +149,17 @@ impl Store {
         &self,
         row: &DataKeyRow,
     ) -> Result<DataKeyRow, StoreError> {
+        let row = row.clone();
+        self.on_writer(
+            move |store| async move { store.insert_data_key_if_absent_in_writer(&row).await },
+        )
+        .await
+    }
+
+    async fn insert_data_key_if_absent_in_writer(
+        &self,
+        row: &DataKeyRow,
+    ) -> Result<DataKeyRow, StoreError> {
         write_one!(self, p => sqlx::query(
             "INSERT INTO data_keys (id, tenant_id, purpose, master_key_id, wrapped_key, active, created_at_ms)
              VALUES ($1, $2, $3, $4, $5, TRUE, $6)
@@ -230,6 +241,23 @@ impl Store {
         new_wrapped: &[u8],
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let (id, old_master, new_master) =
+            (id.clone(), old_master.to_owned(), new_master.to_owned());
+        let new_wrapped = new_wrapped.to_vec();
+        self.on_writer(move |store| async move {
+            store.rewrap_data_key_in_writer(&id, &old_master, &new_master, &new_wrapped, now).await
+        })
+        .await
+    }
+
+    async fn rewrap_data_key_in_writer(
+        &self,
+        id: &DataKeyId,
+        old_master: &str,
+        new_master: &str,
+        new_wrapped: &[u8],
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let changed = write_one!(self, p => sqlx::query(
             "UPDATE data_keys SET master_key_id = $3, wrapped_key = $4, rewrapped_at_ms = $5
              WHERE id = $1 AND master_key_id = $2",
@@ -262,6 +290,11 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on failure.
     pub async fn insert_token(&self, row: &TokenRow) -> Result<(), StoreError> {
+        let row = row.clone();
+        self.on_writer(move |store| async move { store.insert_token_in_writer(&row).await }).await
+    }
+
+    async fn insert_token_in_writer(&self, row: &TokenRow) -> Result<(), StoreError> {
         let mut tx = self.begin().await?;
         insert_token_in(&mut tx, row).await?;
         tx.commit().await
@@ -336,6 +369,19 @@ impl Store {
         id: &TokenId,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.on_writer(move |store| async move {
+            store.mark_token_used_in_writer(&tenant, &id, now).await
+        })
+        .await
+    }
+
+    async fn mark_token_used_in_writer(
+        &self,
+        tenant: &TenantId,
+        id: &TokenId,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
         let changed = write_one!(self, p => sqlx::query(
             "UPDATE tokens SET used_at_ms = $3 WHERE tenant_id = $1 AND id = $2 AND used_at_ms IS NULL",
         )
@@ -354,6 +400,16 @@ impl Store {
     /// # Errors
     /// [`StoreError::Database`] on failure.
     pub async fn delete_token(&self, tenant: &TenantId, id: &TokenId) -> Result<bool, StoreError> {
+        let (tenant, id) = (tenant.clone(), id.clone());
+        self.on_writer(move |store| async move { store.delete_token_in_writer(&tenant, &id).await })
+            .await
+    }
+
+    async fn delete_token_in_writer(
+        &self,
+        tenant: &TenantId,
+        id: &TokenId,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.begin().await?;
         crate::backend::on_tx!(&mut tx, c => sqlx::query(
             "UPDATE payments SET token_id = NULL WHERE tenant_id = $1 AND token_id = $2",

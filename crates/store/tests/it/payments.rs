@@ -293,3 +293,38 @@ async fn a_payment_and_its_token_commit_together(db: &TestDatabase) {
     assert!(s.begin_payment_with_token(&no_call, &orphan, at(5)).await.is_err());
     assert_eq!(s.token(&t, &orphan.id).await.expect("token"), None, "one transaction");
 }
+
+/// On SQLite a write runs on the store's writer thread and finishes there even when its
+/// caller stops waiting (a dropped API request, say): a gateway's answer is recorded whole,
+/// result and event, not cut off between two statements and left pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_result_whose_caller_stopped_waiting_is_still_recorded_on_sqlite() {
+    let db = TestDatabase::sqlite().await.expect("SQLite fixture");
+    let s = store(&db);
+    let t = tenant(s, "acme").await;
+    let pending = begin_pending(s, &new_payment(&t, "dropped-caller", usd(500)), at(1)).await;
+    let id = pending.id().clone();
+    let outcome = PaymentOutcome::Succeeded { gateway_ref: "pi_dropped".to_owned() };
+    // Polled once (which hands the write over), then dropped.
+    let mut write = Box::pin(s.record_payment_result(pending, &outcome, at(2)));
+    let first = std::future::poll_fn(|cx| std::task::Poll::Ready(write.as_mut().poll(cx))).await;
+    assert!(first.is_pending(), "the write takes more than one poll");
+    drop(write);
+    let mut status = PaymentStatus::Pending;
+    for _ in 0..500 {
+        status = s.payment(&t, &id).await.expect("payment").status;
+        if status != PaymentStatus::Pending {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(status, PaymentStatus::Succeeded);
+    let events = s.events_since(&t, 0, 10).await.expect("feed");
+    assert!(
+        events
+            .iter()
+            .any(|e| e.event_type == EventType::PaymentSucceeded && e.subject_id == id.as_str()),
+        "the result's event committed with it: {events:?}"
+    );
+    db.cleanup().await.expect("cleanup");
+}
