@@ -220,8 +220,15 @@ impl Store {
             // Each transaction is a savepoint of a group commit (see group_commit.rs): keep
             // the savepoints' sub-journals in memory, not in temporary files.
             .pragma("temp_store", "MEMORY");
-        let pool =
-            SqlitePoolOptions::new().max_connections(4).connect_with(options.clone()).await?;
+        // The readers are opened here, and kept: a reader that the pool opened later from
+        // inside a write would start its thread on the writer's core (see writer_thread.rs).
+        let pool = SqlitePoolOptions::new()
+            .min_connections(4)
+            .max_connections(4)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(options.clone())
+            .await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
         let (thread, conn) = WriterThread::start(options).await?;
         Ok(Self {

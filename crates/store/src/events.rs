@@ -311,41 +311,88 @@ pub(crate) async fn emit(
     Ok(event)
 }
 
-/// Writes several events and their deliveries inside `tx`, in the order given, in three
-/// statements whatever their number (the sequence bump, the outbox rows, the deliveries).
-/// On SQLite the three travel as one query string (one hop, as in [`emit`]) and the outbox
-/// and delivery rows number themselves from the bumped counter.
+/// Feed-only events ready to write: their ids and, as JSON text, the outbox rows and the
+/// lean copy the deliveries are matched on. Made before the batch goes to the writer thread
+/// (see [`crate::writer_thread`]), which every write waits for: building, serialising and
+/// dropping JSON values there cost as much as the statements.
+struct EventBatch {
+    ids: Vec<EventId>,
+    count: i64,
+    /// `[{id, type, subject, payload}]`: one bind, the same statement for any number.
+    rows: String,
+    /// `[{id, type, order_key, wildcard}]`: without the payloads, which SQLite would
+    /// otherwise parse again for every sink.
+    keys: String,
+}
+
+impl EventBatch {
+    fn new(events: &[FeedEvent], now: Timestamp) -> Result<EventBatch, StoreError> {
+        let count =
+            i64::try_from(events.len()).map_err(|_| StoreError::Config("too many events"))?;
+        let ids: Vec<EventId> = events.iter().map(|_| EventId::generate(now)).collect();
+        let (rows, keys): (Vec<Value>, Vec<Value>) = events
+            .iter()
+            .zip(&ids)
+            .map(|(e, id)| {
+                let key = serde_json::json!({
+                    "id": id.as_str(),
+                    "type": e.event_type.as_str(),
+                    "order_key": order_key(e.event_type, &e.subject_id, &e.payload),
+                    "wildcard": e.event_type.in_wildcard(),
+                });
+                let row = serde_json::json!({
+                    "id": id.as_str(),
+                    "type": e.event_type.as_str(),
+                    "subject": e.subject_id,
+                    "payload": e.payload,
+                });
+                (row, key)
+            })
+            .unzip();
+        Ok(EventBatch {
+            ids,
+            count,
+            rows: Value::from(rows).to_string(),
+            keys: Value::from(keys).to_string(),
+        })
+    }
+
+    /// The records of `events` once written, the last of them numbered `last`.
+    fn records(
+        self,
+        tenant: &TenantId,
+        events: &[FeedEvent],
+        last: i64,
+        now: Timestamp,
+    ) -> Vec<EventRecord> {
+        events
+            .iter()
+            .zip(self.ids)
+            .zip(last - self.count + 1..)
+            .map(|((event, id), seq)| EventRecord {
+                id,
+                tenant_id: tenant.clone(),
+                seq,
+                event_type: event.event_type,
+                subject_id: event.subject_id.clone(),
+                payload: event.payload.clone(),
+                created_at: now,
+            })
+            .collect()
+    }
+}
+
+/// Writes a batch of events and their deliveries inside `tx`, in order, in three statements
+/// whatever their number (the sequence bump, the outbox rows, the deliveries); returns the
+/// last event's number. On SQLite the three travel as one query string (one hop, as in
+/// [`emit`]) and the outbox and delivery rows number themselves from the bumped counter.
 async fn emit_many(
     tx: &mut Tx,
     tenant: &TenantId,
-    events: &[FeedEvent],
+    batch: &EventBatch,
     now: Timestamp,
-) -> Result<Vec<EventRecord>, StoreError> {
-    let count = i64::try_from(events.len()).map_err(|_| StoreError::Config("too many events"))?;
-    let ids: Vec<EventId> = events.iter().map(|_| EventId::generate(now)).collect();
-    // The rows as JSON arrays: one bind each, the same statement for any number of events.
-    // The deliveries read a lean copy without the payloads, which SQLite would otherwise
-    // parse again for every sink.
-    let (rows, keys): (Vec<Value>, Vec<Value>) = events
-        .iter()
-        .zip(&ids)
-        .map(|(e, id)| {
-            let key = serde_json::json!({
-                "id": id.as_str(),
-                "type": e.event_type.as_str(),
-                "order_key": order_key(e.event_type, &e.subject_id, &e.payload),
-                "wildcard": e.event_type.in_wildcard(),
-            });
-            let row = serde_json::json!({
-                "id": id.as_str(),
-                "type": e.event_type.as_str(),
-                "subject": e.subject_id,
-                "payload": e.payload,
-            });
-            (row, key)
-        })
-        .unzip();
-    let (rows, keys) = (Json(Value::from(rows)), Json(Value::from(keys)));
+) -> Result<i64, StoreError> {
+    let count = batch.count;
     // `$2` events take the numbers up to the bumped counter; event `i` (from 0) gets
     // `counter - $2 + 1 + i`.
     let last: Option<i64> = match tx {
@@ -366,14 +413,14 @@ async fn emit_many(
                                              created_at_ms)
                          SELECT e->>'id', $1, $2 - $4 + e.i, e->>'type', e->>'subject',
                                 e->'payload', $3
-                         FROM jsonb_array_elements($5) WITH ORDINALITY e(e, i))
+                         FROM jsonb_array_elements($5::jsonb) WITH ORDINALITY e(e, i))
                      INSERT INTO deliveries (id, tenant_id, event_id, sink_id, status, attempts,
                                              next_attempt_at_ms, created_at_ms, updated_at_ms,
                                              order_key, event_seq)
                      SELECT 'dlv_' || substr(e->>'id', 5) || '-' || substr(s.id, 5), $1,
                             e->>'id', s.id, 'pending', 0, $3, $3, $3, e->>'order_key',
                             $2 - $4 + e.i
-                     FROM jsonb_array_elements($6) WITH ORDINALITY e(e, i)
+                     FROM jsonb_array_elements($6::jsonb) WITH ORDINALITY e(e, i)
                      JOIN sinks s ON s.tenant_id = $1 AND s.enabled
                      WHERE (s.event_types ? '*' AND (e->>'wildcard')::boolean)
                         OR s.event_types ? (e->>'type')",
@@ -382,8 +429,8 @@ async fn emit_many(
                 .bind(last)
                 .bind(now.unix_ms())
                 .bind(count)
-                .bind(&rows)
-                .bind(&keys)
+                .bind(batch.rows.as_str())
+                .bind(batch.keys.as_str())
                 .execute(&mut **c)
                 .await?;
             }
@@ -411,29 +458,14 @@ async fn emit_many(
         .bind(tenant.as_str())
         .bind(count)
         .bind(now.unix_ms())
-        .bind(&rows)
-        .bind(&keys)
+        .bind(batch.rows.as_str())
+        .bind(batch.keys.as_str())
         .fetch_all(&mut **c)
         .await?
         .into_iter()
         .next(),
     };
-    let last = last.ok_or(StoreError::NotFound { kind: "tenant" })?;
-    let records = events
-        .iter()
-        .zip(ids)
-        .zip(last - count + 1..)
-        .map(|((event, id), seq)| EventRecord {
-            id,
-            tenant_id: tenant.clone(),
-            seq,
-            event_type: event.event_type,
-            subject_id: event.subject_id.clone(),
-            payload: event.payload.clone(),
-            created_at: now,
-        })
-        .collect();
-    Ok(records)
+    last.ok_or(StoreError::NotFound { kind: "tenant" })
 }
 
 /// A feed-only event to record (see [`EventType::is_feed_only`]).
@@ -460,19 +492,6 @@ impl Store {
         events: &[FeedEvent],
         now: Timestamp,
     ) -> Result<Vec<EventRecord>, StoreError> {
-        let (tenant, events) = (tenant.clone(), events.to_vec());
-        self.on_writer(move |store| async move {
-            store.record_events_in_writer(&tenant, &events, now).await
-        })
-        .await
-    }
-
-    async fn record_events_in_writer(
-        &self,
-        tenant: &TenantId,
-        events: &[FeedEvent],
-        now: Timestamp,
-    ) -> Result<Vec<EventRecord>, StoreError> {
         if events.iter().any(|e| !e.event_type.is_feed_only()) {
             return Err(StoreError::InvalidState {
                 operation: "record a state-change event on its own",
@@ -481,10 +500,27 @@ impl Store {
         if events.is_empty() {
             return Ok(Vec::new());
         }
+        let batch = EventBatch::new(events, now)?;
+        let owner = tenant.clone();
+        let (batch, last) = self
+            .on_writer(move |store| async move {
+                let last = store.record_events_in_writer(&owner, &batch, now).await?;
+                Ok((batch, last))
+            })
+            .await?;
+        Ok(batch.records(tenant, events, last, now))
+    }
+
+    async fn record_events_in_writer(
+        &self,
+        tenant: &TenantId,
+        batch: &EventBatch,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
         let mut tx = self.begin().await?;
-        let written = emit_many(&mut tx, tenant, events, now).await?;
+        let last = emit_many(&mut tx, tenant, batch, now).await?;
         tx.commit().await?;
-        Ok(written)
+        Ok(last)
     }
 }
 
