@@ -31,7 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex as StdMutex};
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, SqliteConnection};
+use sqlx::SqliteConnection;
 use tokio::sync::{Mutex, OwnedMutexGuard, watch};
 
 use crate::error::StoreError;
@@ -69,17 +69,42 @@ struct State {
     unreleased: bool,
 }
 
+/// What a writer does after settling the last transaction's savepoint.
+#[derive(Clone, Copy)]
+enum Then {
+    /// Opens its own savepoint in the open batch.
+    Savepoint,
+    /// Opens a batch, then its savepoint.
+    BeginAndSavepoint,
+    /// Commits the batch.
+    Commit,
+}
+
+/// Every string [`State::settle_then`] can give, by what comes after the settling.
+macro_rules! settled {
+    ($then:literal) => {
+        [concat!("ROLLBACK TO tx; RELEASE tx; ", $then), concat!("RELEASE tx; ", $then), $then]
+    };
+}
+
 impl State {
-    /// What settles the last transaction's savepoint: kept (released into the batch) or
-    /// rolled back (dropped without commit). Empty when none is left.
-    fn settle_savepoint(&self) -> &'static str {
-        if self.abandoned {
-            "ROLLBACK TO tx; RELEASE tx; "
+    /// One query string that settles the last transaction's savepoint (kept: released into
+    /// the batch; dropped without commit: rolled back; none left: nothing) and then does
+    /// `then`. The strings are fixed, so sqlx prepares each once and keeps it.
+    fn settle_then(&self, then: Then) -> &'static str {
+        let settle = if self.abandoned {
+            0
         } else if self.unreleased {
-            "RELEASE tx; "
+            1
         } else {
-            ""
-        }
+            2
+        };
+        let strings = match then {
+            Then::Savepoint => settled!("SAVEPOINT tx"),
+            Then::BeginAndSavepoint => settled!("BEGIN IMMEDIATE; SAVEPOINT tx"),
+            Then::Commit => settled!("COMMIT"),
+        };
+        strings[settle]
     }
 }
 
@@ -113,9 +138,8 @@ impl Writer {
     /// Settles the last transaction's savepoint and opens this one's, in one hop. If that
     /// fails, the open batch fails with it (its savepoints may be half undone).
     async fn start(&self, state: &mut State) -> Result<(), StoreError> {
-        let open = if state.open.is_some() { "" } else { "BEGIN IMMEDIATE; " };
-        let sql = format!("{}{open}SAVEPOINT tx", state.settle_savepoint());
-        if let Err(e) = sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut state.conn).await {
+        let then = if state.open.is_some() { Then::Savepoint } else { Then::BeginAndSavepoint };
+        if let Err(e) = sqlx::query(state.settle_then(then)).execute(&mut state.conn).await {
             self.fail(state, &format!("the batch was lost: {e}")).await;
             return Err(e.into());
         }
@@ -132,8 +156,7 @@ impl Writer {
     /// its members.
     async fn finish(&self, state: &mut State) {
         let Some(batch) = state.open else { return };
-        let sql = format!("{}COMMIT", state.settle_savepoint());
-        match sqlx::raw_sql(AssertSqlSafe(sql)).execute(&mut state.conn).await {
+        match sqlx::query(state.settle_then(Then::Commit)).execute(&mut state.conn).await {
             Ok(_) => {
                 state.open = None;
                 state.members = 0;
