@@ -29,6 +29,9 @@ use crate::writer_thread::WriterThread;
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
+/// Pooled SQLite connections for reads (the writes have their own, see [`Writer`]).
+const SQLITE_READERS: u32 = 4;
+
 /// File name of the embedded database inside the data directory.
 pub const SQLITE_FILE_NAME: &str = "ivrpay.db";
 
@@ -220,16 +223,21 @@ impl Store {
             // Each transaction is a savepoint of a group commit (see group_commit.rs): keep
             // the savepoints' sub-journals in memory, not in temporary files.
             .pragma("temp_store", "MEMORY");
-        // The readers are opened here, and kept: a reader that the pool opened later from
-        // inside a write would start its thread on the writer's core (see writer_thread.rs).
         let pool = SqlitePoolOptions::new()
-            .min_connections(4)
-            .max_connections(4)
+            .max_connections(SQLITE_READERS)
             .idle_timeout(None)
             .max_lifetime(None)
             .connect_with(options.clone())
             .await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
+        // Every reader is opened here, after the migrations, and kept: one that the pool
+        // opened later from inside a write would start its thread on the writer's core (see
+        // writer_thread.rs).
+        let mut readers = Vec::new();
+        for _ in 0..SQLITE_READERS {
+            readers.push(pool.acquire().await?);
+        }
+        drop(readers);
         let (thread, conn) = WriterThread::start(options).await?;
         Ok(Self {
             backend: Backend::Sqlite(pool),

@@ -45,6 +45,7 @@ impl WriterThread {
         let (stop, stopped) = oneshot::channel::<()>();
         thread::Builder::new().name("ivrpay-sqlite-writer".to_owned()).spawn(move || {
             pin_to_one_core();
+            no_wake_up_preemption();
             let runtime = match runtime::Builder::new_current_thread().enable_time().build() {
                 Ok(runtime) => runtime,
                 Err(e) => {
@@ -82,6 +83,25 @@ impl WriterThread {
 
 fn stopped_error() -> StoreError {
     StoreError::Config("the SQLite writer thread has stopped")
+}
+
+/// Puts the calling thread (and the threads it starts) in `SCHED_BATCH`, where a thread
+/// that wakes does not preempt the one running. The writer thread and the connection's
+/// thread share a core and wake each other once per statement; preempting at the wake-up
+/// switched to a thread that at once found the channel's lock still held by the one it
+/// preempted, spun on it and slept again (measured: `SCHED_BATCH` took a payment's writes
+/// from 1.5 to 1.2 ms of that core). Best effort, as for the core.
+fn no_wake_up_preemption() {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadPriorityOsValue, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    let _ = set_thread_priority_and_policy(
+        thread_native_id(),
+        // Nice 0: the batch policy alone, the same share of the core as before.
+        ThreadPriority::Os(ThreadPriorityOsValue::default()),
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Batch),
+    );
 }
 
 /// Pins the calling thread to the last core it may run on (the first is where the kernel

@@ -13,6 +13,7 @@ crate::on_both!(
     calls_and_sessions_emit_in_order,
     relay_marks_events_published,
     feed_only_events_keep_their_order_and_cannot_forge_state_changes,
+    a_long_batch_of_events_is_numbered_and_delivered_whole,
     calls_are_answered_once_and_listed_by_agent,
     an_open_session_moves_to_the_call_back_once_its_call_ended,
     a_restarted_node_ends_only_its_own_calls,
@@ -322,4 +323,32 @@ async fn a_restarted_node_ends_only_its_own_calls(db: &TestDatabase) {
     assert_eq!(events[0].subject_id, mine.id.as_str());
     // A second restart has nothing left to end.
     assert!(s.end_calls_of_node(&t, "node-1", "restart", at(6)).await.expect("end").is_empty());
+}
+
+/// A batch longer than one statement takes (SQLite writes 32 events a statement): every
+/// event numbered in turn with its payload, each delivered once to the sink that names it.
+async fn a_long_batch_of_events_is_numbered_and_delivered_whole(db: &TestDatabase) {
+    let s = store(db);
+    let t = tenant(s, "acme").await;
+    let progress_only = crate::support::sink(s, &t, "crm", &["capture.progress"]).await;
+    let _everything = crate::support::sink(s, &t, "webhook", &["*"]).await;
+    let batch: Vec<FeedEvent> = (0..70)
+        .map(|n| FeedEvent {
+            event_type: EventType::CaptureProgress,
+            subject_id: "ses_long".into(),
+            payload: serde_json::json!({ "digits": n, "masked": format!("{n:•>4}") }),
+        })
+        .collect();
+    let first = s.record_events(&t, &batch[..1], at(1)).await.expect("one");
+    assert_eq!(first[0].seq, 1);
+    let written = s.record_events(&t, &batch, at(2)).await.expect("seventy");
+    assert_eq!(written.iter().map(|e| e.seq).collect::<Vec<_>>(), (2..72).collect::<Vec<_>>());
+    let feed = s.events_since(&t, 1, 100).await.expect("feed");
+    assert_eq!(feed, written, "stored as returned, in order");
+    for event in &written {
+        let sinks: Vec<_> = s.deliveries_of(&event.id).await.expect("deliveries");
+        let sinks: Vec<_> = sinks.into_iter().map(|(_, k)| k).collect();
+        assert_eq!(sinks, std::slice::from_ref(&progress_only));
+    }
+    assert_eq!(s.latest_seq(&t).await.expect("latest"), 71);
 }
