@@ -40,8 +40,8 @@ use ivrpay_store::{
 };
 use ivrpay_vault::{MasterKeySource, Vault};
 
-/// Customers paying at once: a moderate load and a heavy one.
-const LANES: [u64; 2] = [8, 64];
+/// Customers paying at once, from a moderate load to a heavy one.
+const LANES: [u64; 4] = [8, 16, 32, 64];
 /// Payments each customer makes, one after another.
 const PER_LANE: u64 = 40;
 
