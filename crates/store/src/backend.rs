@@ -23,7 +23,7 @@ use sqlx::sqlite::{
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
 use crate::error::StoreError;
-use crate::group_commit::{SqliteTx, Writer};
+use crate::group_commit::{SqliteTx, Urgency, Writer};
 use crate::writer_thread::WriterThread;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
@@ -285,8 +285,18 @@ impl Store {
     /// Starts a write transaction. On SQLite its batch holds the write lock from the start
     /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading read locks.
     pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
+        self.begin_as(Urgency::Normal).await
+    }
+
+    /// As [`Store::begin`], for a write a customer on the line is waiting for: on SQLite it
+    /// goes ahead of the bookkeeping in the writer's queue (see [`Urgency`]).
+    pub(crate) async fn begin_urgent(&self) -> Result<Tx, StoreError> {
+        self.begin_as(Urgency::Urgent).await
+    }
+
+    async fn begin_as(&self, urgency: Urgency) -> Result<Tx, StoreError> {
         Ok(match &self.backend {
-            Backend::Sqlite(_) => Tx::Sqlite(self.begin_sqlite().await?),
+            Backend::Sqlite(_) => Tx::Sqlite(self.sqlite_writer()?.begin(urgency).await?),
             Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
         })
     }
@@ -310,10 +320,11 @@ impl Store {
 
     /// A write transaction on the SQLite writer.
     pub(crate) async fn begin_sqlite(&self) -> Result<SqliteTx, StoreError> {
-        match &self.writer {
-            Some(writer) => writer.begin().await,
-            None => Err(StoreError::Config("a SQLite transaction on a PostgreSQL store")),
-        }
+        self.sqlite_writer()?.begin(Urgency::Normal).await
+    }
+
+    fn sqlite_writer(&self) -> Result<&Arc<Writer>, StoreError> {
+        self.writer.as_ref().ok_or(StoreError::Config("a SQLite transaction on a PostgreSQL store"))
     }
 
     /// Closes every pooled connection (and, on SQLite, checkpoints the WAL).

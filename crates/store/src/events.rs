@@ -553,7 +553,7 @@ impl Store {
         batch: &EventBatch,
         now: Timestamp,
     ) -> Result<i64, StoreError> {
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_urgent().await?;
         let last = emit_many(&mut tx, tenant, batch, now).await?;
         tx.commit().await?;
         Ok(last)

@@ -24,6 +24,11 @@
 //! gone together, so none of them sees another's unsaved write succeed).
 //!
 //! Readers use the other pooled connections and never see a batch before its COMMIT.
+//!
+//! Writers queue in two lines ([`Urgency`]): the writes of a payment a customer is waiting
+//! for (the attempt, the result, the live feed's events) go ahead of the bookkeeping (calls,
+//! sessions opening, deliveries), with at most one normal transaction ahead of them. The
+//! bookkeeping cannot starve: a payment has as many of it as urgent writes.
 
 use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
@@ -42,10 +47,23 @@ const MAX_BATCH: usize = 128;
 /// that would have were dropped, or the queue never emptied).
 const PATIENCE: Duration = Duration::from_millis(4);
 
+/// Which queue a transaction waits in for the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Urgency {
+    /// Bookkeeping nobody waits on at once (calls, sessions opening, deliveries).
+    Normal,
+    /// A write a customer on the line waits for (the payment's attempt, its result, the
+    /// events before the charge): it waits behind at most one normal transaction.
+    Urgent,
+}
+
 /// The writer connection and its batches.
 #[derive(Debug)]
 pub(crate) struct Writer {
     state: Arc<Mutex<State>>,
+    /// Normal transactions queue here first, one at a time into the writer's queue, so an
+    /// urgent one (which skips this) has at most one normal transaction ahead of it.
+    normal_queue: Mutex<()>,
     /// Writers waiting for the lock or holding it.
     queued: AtomicUsize,
     /// The last batch that finished (committed or failed); batches finish in order.
@@ -114,6 +132,7 @@ impl Writer {
             State { conn, open: None, next: 1, members: 0, abandoned: false, unreleased: false };
         Writer {
             state: Arc::new(Mutex::new(state)),
+            normal_queue: Mutex::new(()),
             queued: AtomicUsize::new(0),
             finished: watch::Sender::new(0),
             failures: StdMutex::default(),
@@ -121,9 +140,14 @@ impl Writer {
     }
 
     /// Starts a transaction (a savepoint in the open batch).
-    pub(crate) async fn begin(self: &Arc<Self>) -> Result<SqliteTx, StoreError> {
+    pub(crate) async fn begin(self: &Arc<Self>, urgency: Urgency) -> Result<SqliteTx, StoreError> {
         self.queued.fetch_add(1, Ordering::SeqCst);
+        let in_line = match urgency {
+            Urgency::Normal => Some(self.normal_queue.lock().await),
+            Urgency::Urgent => None,
+        };
         let mut guard = Arc::clone(&self.state).lock_owned().await;
+        drop(in_line);
         let started = self.start(&mut guard).await;
         match started {
             Ok(()) => Ok(SqliteTx { guard: Some(guard), writer: Arc::clone(self) }),
@@ -324,7 +348,7 @@ mod tests {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
     use sqlx::{ConnectOptions, SqliteConnection};
 
-    use super::{Ordering, Writer};
+    use super::{Ordering, Urgency, Writer};
 
     struct Fixture {
         writer: Arc<Writer>,
@@ -364,7 +388,16 @@ mod tests {
             values: &[Option<i64>],
             commit: bool,
         ) -> Result<(), crate::StoreError> {
-            let mut tx = self.writer.begin().await?;
+            self.insert_as(Urgency::Normal, values, commit).await
+        }
+
+        async fn insert_as(
+            &self,
+            urgency: Urgency,
+            values: &[Option<i64>],
+            commit: bool,
+        ) -> Result<(), crate::StoreError> {
+            let mut tx = self.writer.begin(urgency).await?;
             for v in values {
                 sqlx::query("INSERT INTO t (v) VALUES ($1)").bind(v).execute(&mut *tx).await?;
             }
@@ -388,7 +421,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_dropped_transaction_leaves_nothing_in_a_batch_that_commits() {
         let f = Arc::new(fixture().await);
-        let mut a = f.writer.begin().await.expect("a");
+        let mut a = f.writer.begin(Urgency::Normal).await.expect("a");
         sqlx::query("INSERT INTO t (v) VALUES (1)").execute(&mut *a).await.expect("insert");
         // B queues for the writer behind A, so A's commit joins a batch that B writes into
         // and then drops.
@@ -417,6 +450,45 @@ mod tests {
         assert!(failed.is_err());
         f.insert(&[Some(7)], true).await.expect("the next writer");
         assert_eq!(f.committed().await, [5, 7]);
+    }
+
+    /// Waits until `n` writers are queued for (or hold) the writer.
+    async fn until_queued(f: &Fixture, n: usize) {
+        for _ in 0..1000 {
+            if f.writer.queued.load(Ordering::SeqCst) == n {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        panic!("{n} writers never queued");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_urgent_write_waits_behind_at_most_one_normal_one() {
+        let f = Arc::new(fixture().await);
+        let mut holder = f.writer.begin(Urgency::Normal).await.expect("holder");
+        sqlx::query("INSERT INTO t (v) VALUES (0)").execute(&mut *holder).await.expect("insert");
+        let spawn = |urgency, v| {
+            let f = Arc::clone(&f);
+            tokio::spawn(async move { f.insert_as(urgency, &[Some(v)], true).await })
+        };
+        let mut writers = Vec::new();
+        for (n, v) in [1, 2, 3].into_iter().enumerate() {
+            writers.push(spawn(Urgency::Normal, v));
+            until_queued(&f, n + 2).await;
+        }
+        writers.push(spawn(Urgency::Urgent, 9));
+        until_queued(&f, 5).await;
+        holder.commit().await.expect("holder commits");
+        for w in writers {
+            w.await.expect("writer task").expect("commit");
+        }
+        let mut reader: SqliteConnection = f.options.connect().await.expect("reader");
+        let order: Vec<i64> = sqlx::query_scalar("SELECT v FROM t ORDER BY rowid")
+            .fetch_all(&mut reader)
+            .await
+            .expect("read");
+        assert_eq!(order, [0, 1, 9, 2, 3], "the urgent write overtook all but the first normal");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

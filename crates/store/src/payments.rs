@@ -372,7 +372,7 @@ impl Store {
         let id = PaymentId::generate(now);
         // Committed before the gateway call: the attempt is durable first. A conflict means
         // the key was used before: read what is there.
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_urgent().await?;
         if let Some(token) = token {
             insert_token_in(&mut tx, token).await?;
         }
@@ -460,7 +460,7 @@ impl Store {
             }
         };
         let id = pending.record.id;
-        let mut tx = self.begin().await?;
+        let mut tx = self.begin_urgent().await?;
         let updated: Option<PaymentRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
             "UPDATE payments SET status = $2, gateway_ref = $3, error_code = $4, error_message = $5,
                  updated_at_ms = $6
