@@ -28,7 +28,8 @@
 //! Writers queue in two lines ([`Urgency`]): the writes of a payment a customer is waiting
 //! for (the attempt, the result, the live feed's events) go ahead of the bookkeeping (calls,
 //! sessions opening, deliveries), with at most one normal transaction ahead of them. The
-//! bookkeeping cannot starve: a payment has as many of it as urgent writes.
+//! bookkeeping cannot starve: the writer's own queue is first come, first served, so the one
+//! normal transaction in it waits only for the urgent ones that were there before it.
 
 use std::collections::BTreeMap;
 use std::ops::{Deref, DerefMut};
