@@ -430,13 +430,7 @@ mod tests {
             let f = Arc::clone(&f);
             tokio::spawn(async move { f.insert(&[Some(2)], false).await })
         };
-        for _ in 0..1000 {
-            if f.writer.queued.load(Ordering::SeqCst) == 2 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-        }
-        assert_eq!(f.writer.queued.load(Ordering::SeqCst), 2, "B is waiting for the writer");
+        until_queued(&f, 2).await;
         a.commit().await.expect("a's batch commits");
         b.await.expect("b task").expect("b ran");
         assert_eq!(f.committed().await, [1], "B's row went with its savepoint");
@@ -461,7 +455,10 @@ mod tests {
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;
         }
-        panic!("{n} writers never queued");
+        panic!(
+            "{n} writers never queued (the writer has {})",
+            f.writer.queued.load(Ordering::SeqCst)
+        );
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@
 //! sqlx's connection thread lands on the same one). [`crate::Store`]'s write operations hand
 //! their work to this thread and await the answer: two crossings per operation instead of
 //! two per statement. The transactions still meet in the group commit
-//! ([`crate::group_commit`]), unchanged.
+//! ([`crate::group_commit`]), which batches their commits and orders their queue.
 //!
 //! A write handed over runs to its end even when its caller stops waiting: it is either
 //! committed or rolled back whole, never cut off between two statements.
@@ -53,13 +53,16 @@ impl WriterThread {
                     return;
                 }
             };
-            let connected = runtime.block_on(options.connect());
-            let handle = runtime.handle().clone();
-            let ok = connected.is_ok();
-            let _ = ready_tx.send(connected.map(|conn| (handle, conn)).map_err(StoreError::from));
-            if ok {
-                // Runs the writes until the store is dropped.
-                let _ = runtime.block_on(stopped);
+            match runtime.block_on(options.connect()) {
+                Ok(conn) => {
+                    if ready_tx.send(Ok((runtime.handle().clone(), conn))).is_ok() {
+                        // Runs the writes until the store is dropped.
+                        let _ = runtime.block_on(stopped);
+                    }
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.into()));
+                }
             }
         })?;
         let (runtime, conn) = ready_rx.await.map_err(|_| stopped_error())??;
