@@ -321,16 +321,10 @@ impl Store {
         now: Timestamp,
     ) -> Result<BegunPayment, StoreError> {
         let new = new.clone();
-        self.on_writer(move |store| async move { store.begin_payment_in_writer(&new, now).await })
-            .await
-    }
-
-    async fn begin_payment_in_writer(
-        &self,
-        new: &NewPayment,
-        now: Timestamp,
-    ) -> Result<BegunPayment, StoreError> {
-        self.begin_payment_inner(new, None, now).await
+        self.on_writer(
+            move |store| async move { store.begin_payment_in_writer(&new, None, now).await },
+        )
+        .await
     }
 
     /// As [`Store::begin_payment`], with the card's new token (`new.token_id` is its id)
@@ -348,21 +342,12 @@ impl Store {
     ) -> Result<BegunPayment, StoreError> {
         let (new, token) = (new.clone(), token.clone());
         self.on_writer(move |store| async move {
-            store.begin_payment_with_token_in_writer(&new, &token, now).await
+            store.begin_payment_in_writer(&new, Some(&token), now).await
         })
         .await
     }
 
-    async fn begin_payment_with_token_in_writer(
-        &self,
-        new: &NewPayment,
-        token: &TokenRow,
-        now: Timestamp,
-    ) -> Result<BegunPayment, StoreError> {
-        self.begin_payment_inner(new, Some(token), now).await
-    }
-
-    async fn begin_payment_inner(
+    async fn begin_payment_in_writer(
         &self,
         new: &NewPayment,
         token: Option<&TokenRow>,
