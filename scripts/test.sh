@@ -23,8 +23,10 @@ step "Debian packages"
 # postgresql-client: pg_dump, for the vault suite's scan of a database dump for clear PANs.
 # sip-tester: SIPp and its RFC 2833 pcaps, the customer and agent of the ivrpay serve suites.
 # chromium: the headless browser the agent-desktop test drives over the DevTools protocol.
+# kamailio, kamailio-extra-modules (rtpengine.so): `kamailio -c` checks the load benchmark's
+# Kamailio configuration.
 packages=(sox multimon-ng libspandsp-dev asterisk-core-sounds-en-wav asterisk-moh-opsound-wav
-  postgresql-client sip-tester chromium)
+  postgresql-client sip-tester chromium kamailio kamailio-extra-modules)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

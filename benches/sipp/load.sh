@@ -15,8 +15,7 @@
 #
 # Modes (MODES, default all four):
 #   ivrpay, kamailio               calls of HOLD_MS (1000) with no RTP: signalling and media
-#                                  anchoring (ports, sessions, SDP rewrite), like the reference
-#                                  runs of ../shared/research/sbc_anchor.md
+#                                  anchoring (ports, sessions, SDP rewrite)
 #   ivrpay-media, kamailio-media   calls of MEDIA_HOLD_MS (8000) where the customer plays
 #                                  sip-tester's g711a.pcap (7 s, PCMA) and the agent echoes it
 #                                  (-rtp_echo): media both ways through the relay
@@ -31,7 +30,6 @@ cd "$(dirname "$0")/../.."
 repo=$(pwd)
 here=$repo/benches/sipp
 out=$repo/target/sipp-load
-shared=${IVRPAY_SHARED:-$repo/../shared}
 DURATION=${DURATION:-60}
 HOLD_MS=${HOLD_MS:-1000}
 MEDIA_HOLD_MS=${MEDIA_HOLD_MS:-8000}
@@ -50,7 +48,6 @@ need sipp sip-tester
 need kamailio kamailio
 need rtpengine rtpengine-daemon
 [ "$(id -u)" -eq 0 ] || { echo "run as root: SIPp's pcap play (the media modes) needs it" >&2; exit 1; }
-[ -f "$shared/tools/kamailio/kamailio.cfg" ] || { echo "no $shared/tools/kamailio/kamailio.cfg (set IVRPAY_SHARED)" >&2; exit 1; }
 # IVRPAY=path/to/ivrpay runs that binary as it is; otherwise a release build of the tree.
 ivrpay=${IVRPAY:-}
 if [ -z "$ivrpay" ]; then
@@ -110,7 +107,7 @@ step() {
       rtpengine --config-file=none -t -1 -i 127.0.0.1 -n 127.0.0.1:22222 -m 22000 -M 64999 -f -E -L 4 \
         --delete-delay=0 --pidfile="$dir/rtpe.pid" >"$dir/rtpe.log" 2>&1 &
       pids+=($!); server_pids=($!)
-      kamailio -f "$shared/tools/kamailio/kamailio.cfg" -DD -E -m 1024 -M 16 -n 4 -Y "$dir" \
+      kamailio -f "$here/kamailio-rtpengine.cfg" -DD -E -m 1024 -M 16 -n 4 -Y "$dir" \
         -P "$dir/kam.pid" -A WITH_RTPENGINE >"$dir/kamailio.log" 2>&1 &
       pids+=($!); local kam=$!
       wait_port 5060

@@ -20,7 +20,8 @@
 //!   with the prompt set, the agent's recording holds no digit (`ivr_media`: the capture);
 //! - `desktop`: the agent desktop in headless Chromium on a real call: the customer keys a
 //!   card as in-band DTMF, the page shows masked progress and the result; no card data in
-//!   the DOM or the feed.
+//!   the DOM or the feed;
+//! - `peer_configs`: the Kamailio configuration of the load benchmark passes `kamailio -c`.
 //!
 //! `harness` starts and bounds the processes (SIPp from Debian's `sip-tester`; the scenarios
 //! are `benches/sipp/*.xml`).
@@ -34,4 +35,5 @@ mod ivr;
 mod ivr_media;
 mod keys_cli;
 mod malformed;
+mod peer_configs;
 mod shutdown;
