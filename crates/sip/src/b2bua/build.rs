@@ -45,11 +45,6 @@ pub(crate) fn response(request: &Headers, code: u16, to_tag: Option<&str>) -> Re
     Response::new(StatusCode::from(code), headers)
 }
 
-/// A fresh `z9hG4bK` branch.
-pub(crate) fn branch(random: u64) -> String {
-    format!("z9hG4bK{random:016x}")
-}
-
 /// Our Via for a request sent from `local` over `transport`.
 pub(crate) fn via(local: SocketAddr, transport: Transport, branch: &str) -> String {
     format!("SIP/2.0/{} {};branch={branch};rport", transport.via_name(), local)

@@ -4,6 +4,7 @@
 
 mod build;
 mod call;
+mod ids;
 mod ivr;
 
 use std::cmp::Reverse;
@@ -20,6 +21,8 @@ use ivrpay_dtmf::Digit;
 
 use self::build::{ALLOW, CALL_ID_HEADER, RequestParts};
 use self::call::{Call, Dialog, HeldAck, Phase, StrayLeg};
+pub use self::ids::IdSeed;
+use self::ids::Ids;
 pub use self::ivr::IvrParams;
 use crate::media::{CallId, Leg, MediaControl, MediaSettings};
 use crate::message::{self, Essentials, Message, ParseError, Request, Response};
@@ -33,8 +36,8 @@ use crate::transport::{Peer, Transmit, Transport};
 pub struct CoreConfig {
     pub profiles: Vec<Profile>,
     pub timers: Timers,
-    /// Seeds tags, branches and call ids (a driver seeds it from the OS; tests fix it).
-    pub seed: u64,
+    /// Seeds tags, branches and call ids: from the OS in a service, fixed in tests.
+    pub seed: IdSeed,
 }
 
 /// Why a call ended.
@@ -116,38 +119,12 @@ enum CallTimer {
     Ring,
 }
 
-/// A small, fast generator for tags, branches and ids (they must be unique, not secret).
-#[derive(Clone, Debug)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn call_id(&mut self) -> CallId {
-        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-        let (a, b) = (self.next(), self.next());
-        let mut s = String::with_capacity(25);
-        s.push_str("call_");
-        for i in 0..20 {
-            let bits = if i < 12 { a >> (i * 5) } else { b >> ((i - 12) * 5) };
-            s.push(char::from(ALPHABET[(bits & 31) as usize]));
-        }
-        CallId(s)
-    }
-}
-
 /// The B2BUA.
 pub struct Core<M: MediaControl> {
     profiles: Vec<Arc<Profile>>,
     tx: Transactions,
     media: M,
-    rng: SplitMix,
+    rng: Ids,
     calls: HashMap<u64, Call>,
     by_customer: HashMap<BytesStr, u64>,
     by_agent: HashMap<BytesStr, u64>,
@@ -181,7 +158,7 @@ impl<M: MediaControl> Core<M> {
             profiles: config.profiles.into_iter().map(Arc::new).collect(),
             tx: Transactions::new(config.timers),
             media,
-            rng: SplitMix(config.seed),
+            rng: Ids::new(&config.seed),
             calls: HashMap::new(),
             by_customer: HashMap::new(),
             by_agent: HashMap::new(),
@@ -574,7 +551,7 @@ impl<M: MediaControl> Core<M> {
         };
         // From here on the call exists.
         self.respond_code(now, id, headers, 100, None);
-        let customer_tag = format!("{:016x}", self.rng.next());
+        let customer_tag = self.rng.tag();
         let contact =
             headers.get_raw(&Name::CONTACT).next().and_then(|c| build::uri_in(c.as_str()));
         let session_id = self.rng.next() >> 1;
@@ -692,9 +669,9 @@ impl<M: MediaControl> Core<M> {
             },
             None => None,
         };
-        let call_id = format!("{:016x}{:08x}@ivrpay", self.rng.next(), self.rng.next() as u32);
-        let local_tag = format!("{:016x}", self.rng.next());
-        let branch = build::branch(self.rng.next());
+        let call_id = self.rng.sip_call_id();
+        let local_tag = self.rng.tag();
+        let branch = self.rng.branch();
         let max_forwards = call
             .invite_headers
             .get_named::<ezk_sip_types::header::typed::MaxForwards>()
@@ -842,7 +819,7 @@ impl<M: MediaControl> Core<M> {
         match response.status() {
             100..=199 => self.cancel_stray(now, invite),
             200..=299 => {
-                let branch = build::branch(self.rng.next());
+                let branch = self.rng.branch();
                 let Some(stray) = self.strays.get_mut(&invite) else { return };
                 if !stray.hung_up {
                     stray.dialog.confirm(response, essentials.to_tag.clone());
@@ -855,7 +832,7 @@ impl<M: MediaControl> Core<M> {
                     return;
                 }
                 stray.hung_up = true;
-                let branch = build::branch(self.rng.next());
+                let branch = self.rng.branch();
                 let Some((bye, bye_essentials)) = stray.dialog.request(Method::BYE, None, &branch)
                 else {
                     return;
@@ -981,7 +958,7 @@ impl<M: MediaControl> Core<M> {
         body: Option<(String, Bytes)>,
         role: ClientRole,
     ) -> Option<ClientTxId> {
-        let branch = build::branch(self.rng.next());
+        let branch = self.rng.branch();
         let call = self.calls.get_mut(&key)?;
         let dialog = call.dialog_mut(leg)?;
         let (local, peer) = (dialog.local, dialog.peer);
@@ -1027,7 +1004,7 @@ impl<M: MediaControl> Core<M> {
 
     /// ACKs a 2xx on `leg` (a new transaction-less request, RFC 3261 §13.2.2.4).
     fn send_ack(&mut self, _now: Instant, key: u64, leg: Leg, cseq: u32, body: Option<Bytes>) {
-        let branch = build::branch(self.rng.next());
+        let branch = self.rng.branch();
         let Some(dialog) = self.calls.get(&key).and_then(|c| c.dialog(leg)) else { return };
         let Some(ack) = dialog.ack(cseq, body, &branch) else { return };
         self.tx.send_stateless(dialog.local, dialog.peer, encode(&ack));
