@@ -4,6 +4,7 @@
 
 mod build;
 mod call;
+mod dialog_match;
 mod ids;
 mod ivr;
 
@@ -300,7 +301,9 @@ impl<M: MediaControl> Core<M> {
                 TxEvent::Request { id, request, essentials, from, local } => {
                     self.on_request(now, id, request, essentials, from, local);
                 }
-                TxEvent::Ack { request, essentials, .. } => self.on_ack(now, request, essentials),
+                TxEvent::Ack { request, essentials, from } => {
+                    self.on_ack(now, request, essentials, from)
+                }
                 TxEvent::Response { id, response, essentials } => {
                     self.on_response(now, id, response, essentials)
                 }
@@ -341,13 +344,6 @@ impl<M: MediaControl> Core<M> {
     ) {
         let response = build::response(request, code, tag);
         self.respond(now, id, &response);
-    }
-
-    fn call_by_dialog(&self, call_id: &BytesStr) -> Option<(u64, Leg)> {
-        if let Some(&key) = self.by_customer.get(call_id) {
-            return Some((key, Leg::Customer));
-        }
-        self.by_agent.get(call_id).map(|&key| (key, Leg::Agent))
     }
 
     fn schedule(&mut self, key: u64, at: Instant, timer: CallTimer) {
@@ -394,7 +390,7 @@ impl<M: MediaControl> Core<M> {
             return;
         }
         if method == Method::INVITE && essentials.to_tag.is_none() {
-            if self.call_by_dialog(&essentials.call_id).is_some() {
+            if self.call_by_call_id(&essentials.call_id).is_some() {
                 // Same Call-ID, new branch, no To tag: a loop or a duplicate (RFC 3261 §8.2.2.2).
                 self.respond_code(now, id, &request.headers, 482, None);
             } else {
@@ -402,18 +398,15 @@ impl<M: MediaControl> Core<M> {
             }
             return;
         }
-        let Some((key, leg)) = self.call_by_dialog(&essentials.call_id) else {
+        if method == Method::CANCEL {
+            self.on_cancel(now, id, &request, &essentials, &from);
+            return;
+        }
+        let Some((key, leg)) = self.find_dialog(&essentials, &from) else {
             let code = if !is_known(&method) {
                 501
-            } else if [
-                Method::BYE,
-                Method::CANCEL,
-                Method::INFO,
-                Method::UPDATE,
-                Method::INVITE,
-                Method::PRACK,
-            ]
-            .contains(&method)
+            } else if [Method::BYE, Method::INFO, Method::UPDATE, Method::INVITE, Method::PRACK]
+                .contains(&method)
             {
                 481 // in-dialog methods for a dialog we do not know
             } else {
@@ -426,9 +419,7 @@ impl<M: MediaControl> Core<M> {
             self.respond(now, id, &response);
             return;
         };
-        if method == Method::CANCEL {
-            self.on_cancel(now, id, key, &request, &essentials);
-        } else if method == Method::BYE {
+        if method == Method::BYE {
             self.on_bye(now, id, key, leg, &request);
         } else if method == Method::INFO && leg == Leg::Customer && is_dtmf_info(&request) {
             self.on_info_digit(now, id, key, &request);
@@ -469,6 +460,8 @@ impl<M: MediaControl> Core<M> {
         let profile = Arc::clone(&self.profiles[profile_index]);
         let reject = if !profile.accepts_source(from.addr.ip()) {
             Some(403)
+        } else if essentials.from_tag.is_none() {
+            Some(400) // the dialog could not be told from another (RFC 3261 §8.1.1.3)
         } else if self.shutting_down || self.calls_per_profile[profile_index] >= profile.max_calls {
             Some(503)
         } else if headers
@@ -485,6 +478,7 @@ impl<M: MediaControl> Core<M> {
         if let Some(code) = reject {
             let mut response = build::response(headers, code, None);
             match code {
+                400 => response.reason = Some(BytesStr::from_static("Missing From tag")),
                 503 => response.headers.insert(Name::RETRY_AFTER, "5"),
                 420 => {
                     for value in headers.get_raw(&Name::REQUIRE) {
@@ -559,12 +553,14 @@ impl<M: MediaControl> Core<M> {
             call_id: essentials.call_id.clone(),
             local_tag: customer_tag,
             remote_tag: essentials.from_tag.clone(),
+            early_tags: Vec::new(),
             local_uri: strip_tag(essentials.to.as_str()),
             remote_uri: strip_tag(essentials.from.as_str()),
             local_cseq: 0,
             remote_target: contact,
             route_set: headers.get_raw(&Name::RECORD_ROUTE).cloned().collect(),
             peer: from,
+            origin: from.addr.ip(),
             local,
             sdp: LocalSdp::new(media.customer, session_id),
         };
@@ -602,6 +598,7 @@ impl<M: MediaControl> Core<M> {
                 customer,
                 agent: None,
                 invite: Some(id),
+                invite_branch: essentials.branch().to_owned(),
                 invite_headers: request.headers,
                 offer: offer.map(|(body, _, _)| body),
                 agent_invite: None,
@@ -711,12 +708,14 @@ impl<M: MediaControl> Core<M> {
             call_id: BytesStr::from(call_id.clone()),
             local_tag,
             remote_tag: None,
+            early_tags: Vec::new(),
             local_uri: from_uri,
             remote_uri: to_uri,
             local_cseq: 1,
             remote_target: Some(uri),
             route_set: Vec::new(),
             peer,
+            origin: peer.addr.ip(),
             local,
             sdp: agent_sdp,
         };
@@ -745,21 +744,17 @@ impl<M: MediaControl> Core<M> {
         &mut self,
         now: Instant,
         id: ServerTxId,
-        key: u64,
         request: &Request,
         essentials: &Essentials,
+        from: &Peer,
     ) {
-        let Some(call) = self.calls.get(&key) else { return };
-        let matches_invite = call.invite.is_some()
-            && call
-                .invite_headers
-                .get_raw(&Name::VIA)
-                .next()
-                .is_some_and(|via| via.contains(essentials.branch()));
-        if !matches_invite {
+        let Some((key, call)) = self
+            .find_cancelled(essentials, from)
+            .and_then(|key| Some((key, self.calls.get(&key)?)))
+        else {
             self.respond_code(now, id, &request.headers, 481, None);
             return;
-        }
+        };
         let tag = call.customer.local_tag.clone();
         self.server_owner.insert(id, key);
         self.respond_code(now, id, &request.headers, 200, Some(&tag));
@@ -855,9 +850,12 @@ impl<M: MediaControl> Core<M> {
         self.server_owner.insert(id, key);
         self.respond_code(now, id, &request.headers, 200, tag.as_deref());
         if phase != Phase::Answered {
-            // A BYE from the agent in an early dialog, or a late one: end what is left.
-            if leg == Leg::Agent {
-                self.fail_invite(now, key, 480, EndReason::AgentHangup);
+            // A BYE in an early dialog. The customer may send one (RFC 3261 §15): its INVITE
+            // gets 487 (§15.1.2) and the agent leg is cancelled. The agent should not, but
+            // if it does the call cannot go on without it.
+            match leg {
+                Leg::Customer => self.fail_invite(now, key, 487, EndReason::Cancelled),
+                Leg::Agent => self.fail_invite(now, key, 480, EndReason::AgentHangup),
             }
             return;
         }
@@ -972,9 +970,14 @@ impl<M: MediaControl> Core<M> {
         Some(id)
     }
 
-    /// An ACK arrived (for a 2xx we sent).
-    fn on_ack(&mut self, now: Instant, request: Request, essentials: Essentials) {
-        let Some((key, leg)) = self.call_by_dialog(&essentials.call_id) else { return };
+    /// An ACK arrived (for a 2xx we sent). One that names no dialog of ours whole, or
+    /// comes from elsewhere than the leg's peer, is dropped without marking the 2xx
+    /// acknowledged: the peer's own ACK still counts.
+    fn on_ack(&mut self, now: Instant, request: Request, essentials: Essentials, from: Peer) {
+        let Some((key, leg)) = self.find_dialog(&essentials, &from) else { return };
+        if !self.tx.acknowledge(&essentials.call_id, essentials.cseq.cseq) {
+            return; // a retransmission of the ACK
+        }
         let Some(call) = self.calls.get_mut(&key) else { return };
         if call.awaiting_answer {
             self.ivr_ack(key, &request);
@@ -1051,6 +1054,9 @@ impl<M: MediaControl> Core<M> {
         if code < 200 {
             // Any provisional, 100 Trying included, allows a CANCEL (RFC 3261 §9.1).
             call.provisional = true;
+            if let (Some(agent), Some(tag)) = (call.agent.as_mut(), &essentials.to_tag) {
+                agent.note_early_tag(tag);
+            }
             if code > 100 {
                 self.relay_to_customer(now, key, &response, &essentials, false);
             }
