@@ -2,6 +2,7 @@
 //! (leg B), with the media anchored on ivrpay's relay. Sans-IO: datagrams and time in,
 //! datagrams, call events and the next deadline out.
 
+mod bodies;
 mod build;
 mod call;
 mod dialog_match;
@@ -16,10 +17,10 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use bytesstr::BytesStr;
-use ezk_sip_types::header::typed::ContentType;
 use ezk_sip_types::{Headers, Method, Name};
 use ivrpay_dtmf::Digit;
 
+use self::bodies::{Body, BodyError};
 use self::build::{ALLOW, CALL_ID_HEADER, RequestParts};
 use self::call::{Call, Dialog, HeldAck, Phase, StrayLeg};
 pub use self::ids::IdSeed;
@@ -85,7 +86,8 @@ pub enum CallEvent {
         call: CallId,
         reason: EndReason,
     },
-    /// A key press sent as SIP INFO (consumed: never forwarded).
+    /// A key press sent in a SIP body: an INFO, or any message from the customer whose body
+    /// (or a part of it) is a DTMF type. Consumed: never forwarded.
     Digit {
         call: CallId,
         digit: Digit,
@@ -385,7 +387,7 @@ impl<M: MediaControl> Core<M> {
         if method == Method::OPTIONS {
             let mut response = build::response(&request.headers, 200, Some("ivrpay"));
             response.headers.insert(Name::ALLOW, ALLOW);
-            response.headers.insert(Name::ACCEPT, "application/sdp");
+            response.headers.insert(Name::ACCEPT, bodies::ACCEPT);
             self.respond(now, id, &response);
             return;
         }
@@ -421,14 +423,8 @@ impl<M: MediaControl> Core<M> {
         };
         if method == Method::BYE {
             self.on_bye(now, id, key, leg, &request);
-        } else if method == Method::INFO && leg == Leg::Customer && is_dtmf_info(&request) {
-            self.on_info_digit(now, id, key, &request);
-        } else if (method == Method::INVITE || method == Method::UPDATE || method == Method::INFO)
-            && self.is_ivr(key)
-        {
-            self.answer_in_dialog(now, id, key, request);
         } else if method == Method::INVITE || method == Method::UPDATE || method == Method::INFO {
-            self.relay_in_dialog(now, id, key, leg, request);
+            self.on_mid_dialog(now, id, key, leg, request);
         } else if is_known(&method) {
             let mut response = build::response(&request.headers, 405, None);
             response.headers.insert(Name::ALLOW, ALLOW);
@@ -490,33 +486,20 @@ impl<M: MediaControl> Core<M> {
             self.respond(now, id, &response);
             return;
         }
-        // The offer, if any, must be SDP we can relay.
-        let offer = if request.body.is_empty() {
-            None
-        } else {
-            let is_sdp = headers
-                .get_named::<ContentType>()
-                .map(|ct| {
-                    ct.0.as_str()
-                        .split(';')
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .eq_ignore_ascii_case("application/sdp")
-                })
-                .unwrap_or(false);
-            if !is_sdp {
-                let mut response = build::response(headers, 415, None);
-                response.headers.insert(Name::ACCEPT, "application/sdp");
-                self.respond(now, id, &response);
+        // The body must pass the customer leg's allow-list; the offer, if any, must be SDP we
+        // can relay.
+        let body = match bodies::read(Leg::Customer, headers, &request.body) {
+            Ok(body) => body,
+            Err(error) => {
+                self.refuse_body(now, id, headers, error, None);
                 return;
             }
-            match sdp::parse(&request.body).and_then(|s| sdp::stream_info(&s).map(|info| (s, info)))
-            {
-                Ok((parsed, info))
-                    if info.codecs.iter().any(|(_, c)| profile.codecs.codecs.contains(c)) =>
-                {
-                    Some((request.body.clone(), parsed, info))
+        };
+        let offer = match body.sdp {
+            None => None,
+            Some(offer) => match sdp::parse(&offer).and_then(|s| sdp::stream_info(&s)) {
+                Ok(info) if info.codecs.iter().any(|(_, c)| profile.codecs.codecs.contains(c)) => {
+                    Some((offer, info))
                 }
                 Ok(_) | Err(_) => {
                     let mut response = build::response(headers, 488, None);
@@ -524,7 +507,7 @@ impl<M: MediaControl> Core<M> {
                     self.respond(now, id, &response);
                     return;
                 }
-            }
+            },
         };
         let call = self.rng.call_id();
         let settings = MediaSettings {
@@ -569,7 +552,7 @@ impl<M: MediaControl> Core<M> {
             .as_ref()
             .and_then(|h| headers.get_raw(&Name::unknown(BytesStr::from(h.clone()))).next())
             .map(|v| v.to_string());
-        if let Some((_, _, info)) = &offer {
+        if let Some((_, info)) = &offer {
             self.media.update(&call, Leg::Customer, info);
         }
         let key = self.next_key;
@@ -584,6 +567,7 @@ impl<M: MediaControl> Core<M> {
             agent: agent_name.clone(),
             ivr: ivr.clone(),
         });
+        self.push_digits(&call, &body.digits);
         let ring_until = now + profile.ring_timeout;
         self.calls_per_profile[profile_index] += 1;
         self.by_customer.insert(essentials.call_id.clone(), key);
@@ -600,7 +584,7 @@ impl<M: MediaControl> Core<M> {
                 invite: Some(id),
                 invite_branch: essentials.branch().to_owned(),
                 invite_headers: request.headers,
-                offer: offer.map(|(body, _, _)| body),
+                offer: offer.map(|(body, _)| body),
                 agent_invite: None,
                 agent_invite_branch: String::new(),
                 agent_invite_via: String::new(),
@@ -865,24 +849,48 @@ impl<M: MediaControl> Core<M> {
         self.end_call(key, reason);
     }
 
-    fn on_info_digit(&mut self, now: Instant, id: ServerTxId, key: u64, request: &Request) {
+    /// A re-INVITE, UPDATE or INFO. Its body is read by the leg's allow-list (refused, or
+    /// its key presses consumed); an INFO that carried keys is answered here, anything else
+    /// answered by ivrpay (an IVR call) or relayed to the other leg.
+    fn on_mid_dialog(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        key: u64,
+        leg: Leg,
+        request: Request,
+    ) {
         let Some(call) = self.calls.get(&key) else { return };
-        let tag = call.customer.local_tag.clone();
+        let tag = call.dialog(leg).map(|d| d.local_tag.clone());
         let call_id = call.id.clone();
-        let content_type =
-            request.headers.get_named::<ContentType>().map(|c| c.0.to_string()).unwrap_or_default();
-        self.server_owner.insert(id, key);
-        match build::info_digit(&content_type, &request.body) {
-            Some(digit) => {
-                self.respond_code(now, id, &request.headers, 200, Some(&tag));
-                self.events.push_back(CallEvent::Digit { call: call_id, digit });
+        let read = bodies::read(leg, &request.headers, &request.body).and_then(|body| {
+            // An INFO makes no offer: SDP is not on its list.
+            if request.method == Method::INFO && body.sdp.is_some() {
+                Err(BodyError::Unsupported)
+            } else {
+                Ok(body)
             }
-            // A DTMF INFO we cannot read is still card data: refuse it, never forward it.
-            None => self.respond_code(now, id, &request.headers, 400, Some(&tag)),
+        });
+        let body = match read {
+            Ok(body) => body,
+            Err(error) => {
+                self.refuse_body(now, id, &request.headers, error, tag.as_deref());
+                return;
+            }
+        };
+        self.push_digits(&call_id, &body.digits);
+        if request.method == Method::INFO && !body.digits.is_empty() {
+            self.server_owner.insert(id, key);
+            self.respond_code(now, id, &request.headers, 200, tag.as_deref());
+        } else if self.is_ivr(key) {
+            self.answer_in_dialog(now, id, key, request, body);
+        } else {
+            self.relay_in_dialog(now, id, key, leg, request, body);
         }
     }
 
-    /// Relays a re-INVITE, UPDATE or INFO from `leg` to the other leg.
+    /// Relays a re-INVITE, UPDATE or INFO from `leg` to the other leg, with `body` (read by
+    /// the leg's allow-list): its SDP rewritten, or the agent's other body as it came.
     fn relay_in_dialog(
         &mut self,
         now: Instant,
@@ -890,6 +898,7 @@ impl<M: MediaControl> Core<M> {
         key: u64,
         leg: Leg,
         request: Request,
+        body: Body,
     ) {
         let Some(call) = self.calls.get_mut(&key) else { return };
         let tag = call.dialog(leg).map(|d| d.local_tag.clone());
@@ -900,19 +909,9 @@ impl<M: MediaControl> Core<M> {
         }
         let policy = self.profiles[call.profile].codecs.clone();
         let call_id = call.id.clone();
-        let is_sdp = request.headers.get_named::<ContentType>().is_ok_and(|ct| {
-            ct.0.as_str()
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/sdp")
-        });
-        let body = if request.body.is_empty() {
-            None
-        } else if is_sdp {
+        let body = if let Some(offer) = body.sdp {
             // An offer: the originator's stream changes now; the other leg sees our side.
-            let rewritten = sdp::parse(&request.body).and_then(|s| {
+            let rewritten = sdp::parse(&offer).and_then(|s| {
                 let info = sdp::stream_info(&s)?;
                 let other = call.dialog_mut(leg.other()).ok_or(sdp::SdpError::NoAudio)?;
                 Ok((sdp::rewrite(&s, &mut other.sdp, &policy)?, info))
@@ -924,12 +923,7 @@ impl<M: MediaControl> Core<M> {
             self.media.update(&call_id, leg, &info);
             Some(("application/sdp".to_owned(), rewritten))
         } else {
-            let ct = request
-                .headers
-                .get_named::<ContentType>()
-                .map(|c| c.0.to_string())
-                .unwrap_or_default();
-            Some((ct, request.body.clone()))
+            body.other
         };
         let offerless_invite = request.method == Method::INVITE && body.is_none();
         if request.method == Method::INVITE {
@@ -978,9 +972,10 @@ impl<M: MediaControl> Core<M> {
         if !self.tx.acknowledge(&essentials.call_id, essentials.cseq.cseq) {
             return; // a retransmission of the ACK
         }
+        let answer = self.sdp_in_answer(key, leg, &request.headers, &request.body);
         let Some(call) = self.calls.get_mut(&key) else { return };
         if call.awaiting_answer {
-            self.ivr_ack(key, &request);
+            self.ivr_ack(key, answer);
             return;
         }
         let Some(held) = call.held_ack.clone() else { return };
@@ -992,9 +987,9 @@ impl<M: MediaControl> Core<M> {
         let policy = self.profiles[call.profile].codecs.clone();
         let call_id = call.id.clone();
         let mut body = None;
-        if !request.body.is_empty() {
+        if let Some(answer) = answer {
             if let Ok((parsed, info)) =
-                sdp::parse(&request.body).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
+                sdp::parse(&answer).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
             {
                 if let Some(other) = call.dialog_mut(held.leg) {
                     body = sdp::rewrite(&parsed, &mut other.sdp, &policy).ok();
@@ -1114,6 +1109,7 @@ impl<M: MediaControl> Core<M> {
         _essentials: &Essentials,
         is_final: bool,
     ) {
+        let answer = self.sdp_in_answer(key, Leg::Agent, &response.headers, &response.body);
         let Some(call) = self.calls.get_mut(&key) else { return };
         let Some(invite) = call.invite else { return };
         let profile = &self.profiles[call.profile];
@@ -1132,9 +1128,9 @@ impl<M: MediaControl> Core<M> {
                 out.headers.insert(name.clone(), value.clone());
             }
         }
-        if !response.body.is_empty() {
+        if let Some(answer) = answer {
             if let Ok((parsed, info)) =
-                sdp::parse(&response.body).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
+                sdp::parse(&answer).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
             {
                 if let Ok(body) = sdp::rewrite(&parsed, &mut call.customer.sdp, &profile.codecs) {
                     out.body = build::set_body(&mut out.headers, "application/sdp", body);
@@ -1178,14 +1174,15 @@ impl<M: MediaControl> Core<M> {
         if code == 100 {
             return;
         }
+        let answer = self.sdp_in_answer(key, from.other(), &response.headers, &response.body);
         let Some(call) = self.calls.get_mut(&key) else { return };
         let policy = self.profiles[call.profile].codecs.clone();
         let call_id = call.id.clone();
         // SDP in the answer: the other leg's stream changes; the originator sees our side.
         let mut body = None;
-        if !response.body.is_empty() {
+        if let Some(answer) = answer {
             if let Ok((parsed, info)) =
-                sdp::parse(&response.body).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
+                sdp::parse(&answer).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
             {
                 if let Some(origin) = call.dialog_mut(from) {
                     body = sdp::rewrite(&parsed, &mut origin.sdp, &policy).ok();
@@ -1326,14 +1323,6 @@ fn is_known(method: &Method) -> bool {
         Method::REFER,
     ]
     .contains(method)
-}
-
-fn is_dtmf_info(request: &Request) -> bool {
-    request
-        .headers
-        .get_named::<ContentType>()
-        .map(|ct| build::is_dtmf_info(ct.0.as_str()))
-        .unwrap_or(false)
 }
 
 /// A From/To value without its tag.

@@ -498,7 +498,7 @@ fn dtmf_info_from_the_customer_is_consumed() {
             matches!(sim.events.last(), Some(CallEvent::Digit { digit, .. }) if digit.as_char() == *key)
         );
     }
-    // Any other INFO is relayed.
+    // A body off the customer leg's list is refused, never relayed; an empty INFO is.
     sim.send(
         CUSTOMER,
         &customer_request(
@@ -511,9 +511,14 @@ fn dtmf_info_from_the_customer_is_consumed() {
             "hello",
         ),
     );
+    let refused = sim.take_response(CUSTOMER);
+    assert_eq!(refused.status(), 415);
+    assert!(header_named(&refused.headers, &Name::ACCEPT).is_some_and(|a| a.contains("dtmf")));
+    assert!(sim.nothing_sent(), "{:?}", sim.summary());
+    sim.send(CUSTOMER, &customer_request("INFO", "call-10", &to, 21, "z9hG4bKi10", None, ""));
     let info = sim.take_request(AGENT);
     assert_eq!(info.method, Method::INFO);
-    assert_eq!(&info.body[..], b"hello");
+    assert!(info.body.is_empty());
     sim.send_message(AGENT, &reply(&info, 200, None, None, &[]));
     assert_eq!(sim.take_response(CUSTOMER).status(), 200);
 }
