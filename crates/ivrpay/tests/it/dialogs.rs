@@ -44,10 +44,6 @@ impl Msg {
     fn body(&self) -> &str {
         self.0.split_once("\r\n\r\n").map_or("", |(_, body)| body)
     }
-
-    fn cseq_method(&self) -> Option<&str> {
-        self.header("CSeq")?.split_whitespace().nth(1)
-    }
 }
 
 /// One side's UDP socket.

@@ -1,6 +1,14 @@
 //! The B2BUA core: calls from the customer side (leg A) relayed to the contact centre
 //! (leg B), with the media anchored on ivrpay's relay. Sans-IO: datagrams and time in,
 //! datagrams, call events and the next deadline out.
+//!
+//! Anyone who can reach the SIP port is a stranger until proven otherwise:
+//!
+//! - a request inside a call acts on it only if its Call-ID and both tags name the leg's
+//!   dialog and it comes from that leg's peer (`dialog_match.rs`); Call-IDs, tags and branches
+//!   are unpredictable ([`IdSeed`]);
+//! - a body from the customer passes an allow-list: key presses consumed, SDP rewritten
+//!   wherever it sits, the rest refused (`bodies.rs`); the agent only ever gets ivrpay's SDP.
 
 mod bodies;
 mod build;
