@@ -7,6 +7,7 @@ pub mod b2bua;
 pub mod driver;
 pub mod media;
 pub mod message;
+pub mod multipart;
 pub mod profile;
 pub mod sdp;
 pub mod transaction;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use ivrpay_dtmf::MaskMode;
 use serde::Deserialize;
 
+use crate::media::Leg;
 use crate::sdp::{CodecPolicy, codec_from_name};
 
 /// `sip-profiles/*.toml` at build time (a test checks that they parse).
@@ -60,6 +61,31 @@ impl Network {
             }
             _ => false,
         }
+    }
+}
+
+/// Who may send requests in a call's dialogs (BYE, re-INVITE, UPDATE, INFO, ACK) besides the
+/// leg's own peer. The peer is known by IP address, on any port (a PBX may send from another
+/// port than it answered from, or over a new TCP connection): for the customer leg the address
+/// its INVITE came from, for the agent leg the target ivrpay called and the address the
+/// Contact of its answer names. Other nodes that may send in the same dialog, a carrier's SBC
+/// cluster or a PBX cluster, are listed here per leg (`[dialogs] customer_sources` and
+/// `agent_sources`). A request from anywhere else is answered 481, as for a dialog that does
+/// not exist.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DialogSources {
+    pub customer: Vec<Network>,
+    pub agent: Vec<Network>,
+}
+
+impl DialogSources {
+    /// Whether `ip` is listed for `leg`.
+    pub fn lists(&self, leg: Leg, ip: IpAddr) -> bool {
+        let networks = match leg {
+            Leg::Customer => &self.customer,
+            Leg::Agent => &self.agent,
+        };
+        networks.iter().any(|n| n.contains(ip))
     }
 }
 
@@ -117,6 +143,8 @@ pub struct Profile {
     pub listen: Vec<Listen>,
     /// Only calls from these networks are accepted (empty: from anywhere).
     pub allowed_sources: Vec<Network>,
+    /// Who else may send requests in a call's dialogs (see [`DialogSources`]).
+    pub dialog_sources: DialogSources,
     /// When set, only INVITEs whose Request-URI user is this take this profile (the most
     /// specific profile on a listen address wins).
     pub match_user: Option<String>,
@@ -183,9 +211,20 @@ struct File {
     #[serde(default)]
     headers: HeadersSection,
     #[serde(default)]
+    dialogs: DialogsSection,
+    #[serde(default)]
     limits: LimitsSection,
     #[serde(default)]
     ivr: IvrSection,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DialogsSection {
+    #[serde(default)]
+    customer_sources: Vec<String>,
+    #[serde(default)]
+    agent_sources: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -339,15 +378,20 @@ impl Profile {
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let allowed_sources = file
-            .allowed_sources
-            .iter()
-            .map(|n| {
-                parse_network(n).ok_or_else(|| {
-                    invalid(format!("allowed_sources {n:?}: expected IP or IP/PREFIX"))
+        let networks = |setting: &str, list: &[String]| {
+            list.iter()
+                .map(|n| {
+                    parse_network(n).ok_or_else(|| {
+                        invalid(format!("{setting} {n:?}: expected IP or IP/PREFIX"))
+                    })
                 })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let allowed_sources = networks("allowed_sources", &file.allowed_sources)?;
+        let dialog_sources = DialogSources {
+            customer: networks("dialogs.customer_sources", &file.dialogs.customer_sources)?,
+            agent: networks("dialogs.agent_sources", &file.dialogs.agent_sources)?,
+        };
         let codecs = file
             .media
             .codecs
@@ -383,6 +427,7 @@ impl Profile {
             name,
             listen,
             allowed_sources,
+            dialog_sources,
             match_user: file.match_user,
             media_address: file.media.address,
             codecs: CodecPolicy { codecs, telephone_event: file.media.telephone_event },
@@ -472,6 +517,9 @@ mod tests {
         pass = ["X-*", "User-to-User"]
         strip = ["X-Secret"]
         agent = "X-Agent-Id"
+        [dialogs]
+        customer_sources = ["192.0.2.0/28"]
+        agent_sources = ["198.51.100.7"]
         [limits]
         max_calls = 3
     "#;
@@ -499,6 +547,11 @@ mod tests {
         assert!(p.passes_header("X-Customer") && p.passes_header("user-to-user"));
         assert!(!p.passes_header("X-Secret") && !p.passes_header("Subject"));
         assert_eq!(p.max_calls, 3);
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert!(p.dialog_sources.lists(Leg::Customer, ip("192.0.2.15")));
+        assert!(!p.dialog_sources.lists(Leg::Customer, ip("192.0.2.16")));
+        assert!(!p.dialog_sources.lists(Leg::Customer, ip("198.51.100.7")));
+        assert!(p.dialog_sources.lists(Leg::Agent, ip("198.51.100.7")));
     }
 
     #[test]
@@ -543,6 +596,10 @@ mod tests {
             (
                 "listen = [\"udp:127.0.0.1:5060\"]\nallowed_sources = [\"10.0.0.0/33\"]",
                 "allowed_sources",
+            ),
+            (
+                "listen = [\"udp:127.0.0.1:5060\"]\n[dialogs]\nagent_sources = [\"pbx.example\"]",
+                "dialogs.agent_sources \"pbx.example\"",
             ),
             (
                 "listen = [\"udp:127.0.0.1:5060\"]\n[media]\ncodecs = [\"G729\"]\ntelephone_event = true\nlatching = true",

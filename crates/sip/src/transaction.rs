@@ -63,6 +63,7 @@ pub enum TxEvent {
         local: SocketAddr,
     },
     /// An ACK for a 2xx we sent (it has its own branch and no transaction) — or a stray ACK.
+    /// The user calls [`Transactions::acknowledge`] for one that is its peer's.
     Ack { request: Request, essentials: Essentials, from: Peer },
     /// A response to one of our requests. 2xx retransmissions to an INVITE come again, so
     /// that the ACK can be resent.
@@ -274,17 +275,8 @@ impl Transactions {
             return;
         }
         if is_ack {
-            // The ACK of a 2xx carries a new branch: match it by dialog.
-            let dialog_key = (essentials.call_id.to_string(), essentials.cseq.cseq);
-            if let Some(&id) = self.accepted_index.get(&dialog_key) {
-                if let Some(tx) = self.servers.get_mut(&id) {
-                    if tx.state == (ServerState::Accepted { acked: false }) {
-                        tx.state = ServerState::Accepted { acked: true };
-                    } else {
-                        return; // a retransmitted ACK
-                    }
-                }
-            }
+            // The ACK of a 2xx carries a new branch and belongs to the dialog: the user checks
+            // that it is the peer's, then calls `acknowledge`.
             self.events.push_back(TxEvent::Ack { request, essentials, from });
             return;
         }
@@ -590,6 +582,20 @@ impl Transactions {
                 true
             }
             None => false,
+        }
+    }
+
+    /// The user took an ACK for a 2xx (its Call-ID and CSeq) as its peer's: the 2xx stops
+    /// being retransmitted. False if that 2xx was acknowledged already (a retransmitted ACK).
+    pub fn acknowledge(&mut self, call_id: &str, cseq: u32) -> bool {
+        let Some(&id) = self.accepted_index.get(&(call_id.to_owned(), cseq)) else { return true };
+        match self.servers.get_mut(&id) {
+            Some(tx) if tx.state == (ServerState::Accepted { acked: false }) => {
+                tx.state = ServerState::Accepted { acked: true };
+                true
+            }
+            Some(_) => false,
+            None => true,
         }
     }
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 pub(crate) use config::ServeArgs;
 use ivrpay_media::{EngineConfig, MediaEngine, MediaRuntime, RuntimeConfig};
 use ivrpay_service::SystemClock;
-use ivrpay_sip::b2bua::{CallEvent, CoreConfig};
+use ivrpay_sip::b2bua::{CallEvent, CoreConfig, IdSeed};
 use ivrpay_sip::transaction::Timers;
 use ivrpay_store::{Store, StoreConfig};
 use tokio::sync::mpsc;
@@ -79,7 +79,8 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
     let state = Arc::new(AppState::new(engine.clone(), service));
     let (sync, sync_api) = sync::start(&config, &store, Arc::clone(&state.sync)).await?;
     let ivr_profiles = ivr::profiles(&config.profiles);
-    let core = CoreConfig { profiles: config.profiles, timers: Timers::default(), seed: seed() };
+    let seed = IdSeed::from_os().map_err(|e| format!("random seed for SIP ids: {e}"))?;
+    let core = CoreConfig { profiles: config.profiles, timers: Timers::default(), seed };
     let sip = ivrpay_sip::driver::start(
         core,
         RelayMedia::new(engine, relay_threads, media_handles.clone(), media_tx),
@@ -195,12 +196,4 @@ async fn bootstrap_admin_key(
 
 fn signal(kind: tokio::signal::unix::SignalKind) -> std::io::Result<tokio::signal::unix::Signal> {
     tokio::signal::unix::signal(kind)
-}
-
-/// A seed for tags and branches: different in every process.
-fn seed() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u32(std::process::id());
-    hasher.finish()
 }

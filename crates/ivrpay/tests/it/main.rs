@@ -11,6 +11,9 @@
 //!   side, CANCEL, a relayed 486, failover after a dead target, hold/resume, a late 180;
 //! - `digits`: in-band and RFC 2833 keys from the customer: the agent's audio gives the
 //!   independent decoders nothing, no telephone-event reaches it, ivrpay counts every key;
+//! - `dialogs`: the test's own sockets as customer, agent and stranger: a stranger's BYE and
+//!   INFO get 481 and change nothing; keys in every DTMF body type are counted, never relayed;
+//!   SDP inside multipart (the INVITE, a re-INVITE) reaches the agent rewritten, single-part;
 //! - `malformed`: a corpus of broken SIP over UDP and TCP while calls run;
 //! - `shutdown`: SIGTERM lets the call in progress finish and refuses new ones;
 //! - `keys_cli`: `ivrpay keys rotate|retire` on a data directory a vault has used;
@@ -28,6 +31,7 @@
 
 mod calls;
 mod desktop;
+mod dialogs;
 mod digits;
 mod dtmf_cli;
 mod harness;

@@ -45,11 +45,6 @@ pub(crate) fn response(request: &Headers, code: u16, to_tag: Option<&str>) -> Re
     Response::new(StatusCode::from(code), headers)
 }
 
-/// A fresh `z9hG4bK` branch.
-pub(crate) fn branch(random: u64) -> String {
-    format!("z9hG4bK{random:016x}")
-}
-
 /// Our Via for a request sent from `local` over `transport`.
 pub(crate) fn via(local: SocketAddr, transport: Transport, branch: &str) -> String {
     format!("SIP/2.0/{} {};branch={branch};rport", transport.via_name(), local)
@@ -138,33 +133,4 @@ pub(crate) fn uri_in(value: &str) -> Option<SipUri> {
         _ => value.split(';').next().unwrap_or(value).trim(),
     };
     inner.trim().parse::<SipUri>().ok()
-}
-
-/// The digit in a SIP INFO body: `application/dtmf-relay` (`Signal=5`) or
-/// `application/dtmf` (`5`).
-pub(crate) fn info_digit(content_type: &str, body: &[u8]) -> Option<ivrpay_dtmf::Digit> {
-    let body = std::str::from_utf8(body).ok()?;
-    let ct = content_type.split(';').next().unwrap_or("").trim();
-    let key = if ct.eq_ignore_ascii_case("application/dtmf-relay") {
-        body.lines().find_map(|line| {
-            let (name, value) = line.split_once('=')?;
-            name.trim().eq_ignore_ascii_case("signal").then(|| value.trim())
-        })?
-    } else if ct.eq_ignore_ascii_case("application/dtmf") {
-        body.trim()
-    } else {
-        return None;
-    };
-    let mut chars = key.chars();
-    match (chars.next(), chars.next()) {
-        (Some(c), None) => ivrpay_dtmf::Digit::from_char(c),
-        // Some phones send the RFC 4733 event code (10 for *, 11 for #).
-        _ => key.parse::<u8>().ok().and_then(ivrpay_dtmf::Digit::from_event_code),
-    }
-}
-
-/// Whether the body is an INFO DTMF payload (consumed whatever its digit).
-pub(crate) fn is_dtmf_info(content_type: &str) -> bool {
-    let ct = content_type.split(';').next().unwrap_or("").trim();
-    ct.eq_ignore_ascii_case("application/dtmf-relay") || ct.eq_ignore_ascii_case("application/dtmf")
 }

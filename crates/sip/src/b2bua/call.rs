@@ -1,6 +1,6 @@
 //! The state of one call: its two dialogs and where the call stands.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -33,8 +33,11 @@ pub(crate) struct Dialog {
     pub(crate) call_id: BytesStr,
     /// Our tag.
     pub(crate) local_tag: String,
-    /// The peer's tag, once known.
+    /// The peer's tag, once known: the customer's From tag; the agent's To tag from its 2xx.
     pub(crate) remote_tag: Option<BytesStr>,
+    /// The agent's To tags from provisional responses before its 2xx: the early dialogs
+    /// (forking can make several), at most [`MAX_EARLY_DIALOGS`].
+    pub(crate) early_tags: Vec<BytesStr>,
     /// Our From/To value on this leg, without tag.
     pub(crate) local_uri: String,
     /// The peer's From/To value on this leg, without tag.
@@ -47,13 +50,51 @@ pub(crate) struct Dialog {
     pub(crate) route_set: Vec<BytesStr>,
     /// Where requests on this leg go.
     pub(crate) peer: Peer,
+    /// The address the leg was set up with: where the customer's INVITE came from, where
+    /// the agent's INVITE went. With `peer`, the leg's own peer for in-dialog requests.
+    pub(crate) origin: IpAddr,
     /// The listen address this leg uses.
     pub(crate) local: SocketAddr,
     /// Our SDP origin and port on this leg.
     pub(crate) sdp: LocalSdp,
 }
 
+/// Early dialogs remembered per agent INVITE: one per forked branch that rang; more are
+/// not tracked (their requests get 481 until a 2xx confirms one).
+pub(crate) const MAX_EARLY_DIALOGS: usize = 4;
+
 impl Dialog {
+    /// Whether a request from the peer names this dialog: the peer's tag in From, ours in
+    /// To (RFC 3261 §12.2.2). Before the agent's 2xx, any of its early dialogs' tags.
+    pub(crate) fn is_named_by(
+        &self,
+        from_tag: Option<&BytesStr>,
+        to_tag: Option<&BytesStr>,
+    ) -> bool {
+        let ours = to_tag.is_some_and(|tag| tag.as_str() == self.local_tag);
+        let theirs = match (&self.remote_tag, from_tag) {
+            (Some(known), Some(tag)) => known == tag,
+            (None, Some(tag)) => self.early_tags.contains(tag),
+            (_, None) => false,
+        };
+        ours && theirs
+    }
+
+    /// Whether `ip` is this leg's own peer (any port).
+    pub(crate) fn is_peer(&self, ip: IpAddr) -> bool {
+        ip == self.origin || ip == self.peer.addr.ip()
+    }
+
+    /// A provisional response's To tag: an early dialog with the agent.
+    pub(crate) fn note_early_tag(&mut self, tag: &BytesStr) {
+        if self.remote_tag.is_none()
+            && !self.early_tags.contains(tag)
+            && self.early_tags.len() < MAX_EARLY_DIALOGS
+        {
+            self.early_tags.push(tag.clone());
+        }
+    }
+
     pub(crate) fn local_with_tag(&self) -> String {
         crate::message::with_tag(&self.local_uri, &self.local_tag)
     }
@@ -130,6 +171,7 @@ impl Dialog {
     /// of our requests, and where they go) and the route set.
     pub(crate) fn confirm(&mut self, response: &Response, to_tag: Option<BytesStr>) {
         self.remote_tag = to_tag;
+        self.early_tags.clear();
         if let Some(target) =
             response.headers.get_raw(&Name::CONTACT).next().and_then(|c| build::uri_in(c.as_str()))
         {
@@ -178,6 +220,8 @@ pub(crate) struct Call {
     pub(crate) agent: Option<Dialog>,
     /// The customer's INVITE, until it has a final response.
     pub(crate) invite: Option<ServerTxId>,
+    /// Its top Via branch (its CANCEL carries the same).
+    pub(crate) invite_branch: String,
     /// Its headers (to answer it and to copy headers to the agent leg).
     pub(crate) invite_headers: ezk_sip_types::Headers,
     /// The customer's SDP offer (none: delayed offer).

@@ -6,10 +6,11 @@
 
 use std::time::Instant;
 
+use bytes::Bytes;
 use bytesstr::BytesStr;
-use ezk_sip_types::header::typed::ContentType;
 use ezk_sip_types::{Headers, Method, Name};
 
+use super::bodies::Body;
 use super::build::{self, AMOUNT_HEADER, CURRENCY_HEADER, CUSTOMER_HEADER};
 use super::{CallEvent, Core, EndReason};
 use crate::media::{CallId, Leg, MediaControl};
@@ -46,12 +47,6 @@ impl IvrParams {
             customer: value(CUSTOMER_HEADER),
         }
     }
-}
-
-fn is_sdp(headers: &Headers) -> bool {
-    headers.get_named::<ContentType>().is_ok_and(|ct| {
-        ct.0.as_str().split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/sdp")
-    })
 }
 
 impl<M: MediaControl> Core<M> {
@@ -115,14 +110,12 @@ impl<M: MediaControl> Core<M> {
     }
 
     /// The customer's ACK to a 2xx that offered: its SDP is the answer.
-    pub(super) fn ivr_ack(&mut self, key: u64, ack: &Request) {
+    pub(super) fn ivr_ack(&mut self, key: u64, answer: Option<Bytes>) {
         let Some(call) = self.calls.get_mut(&key) else { return };
         call.awaiting_answer = false;
-        if ack.body.is_empty() {
-            return;
-        }
+        let Some(answer) = answer else { return };
         let policy = self.profiles[call.profile].codecs.clone();
-        if let Ok(info) = sdp::parse(&ack.body).and_then(|s| sdp::stream_info(&s)) {
+        if let Ok(info) = sdp::parse(&answer).and_then(|s| sdp::stream_info(&s)) {
             let mut info = info;
             info.codecs.retain(|(_, c)| policy.codecs.contains(c));
             if !info.codecs.is_empty() {
@@ -133,24 +126,23 @@ impl<M: MediaControl> Core<M> {
     }
 
     /// A re-INVITE, UPDATE or INFO on an IVR call: there is no other leg to relay it to, so
-    /// ivrpay answers. An offer gets our answer (the relay follows the new stream), a
-    /// re-INVITE without one gets our offer, anything else a plain 200.
+    /// ivrpay answers. An offer (`body`'s SDP) gets our answer (the relay follows the new
+    /// stream), a re-INVITE without one gets our offer, anything else a plain 200.
     pub(super) fn answer_in_dialog(
         &mut self,
         now: Instant,
         id: ServerTxId,
         key: u64,
         request: Request,
+        body: Body,
     ) {
         let Some(call) = self.calls.get_mut(&key) else { return };
         let tag = call.customer.local_tag.clone();
         let policy = self.profiles[call.profile].codecs.clone();
-        let carries_sdp = !request.body.is_empty() && is_sdp(&request.headers);
         let body = if request.method == Method::INFO {
             None
-        } else if carries_sdp {
-            match sdp::parse(&request.body)
-                .and_then(|s| sdp::answer(&s, &mut call.customer.sdp, &policy))
+        } else if let Some(offer) = body.sdp {
+            match sdp::parse(&offer).and_then(|s| sdp::answer(&s, &mut call.customer.sdp, &policy))
             {
                 Ok((body, info)) => {
                     let call_id = call.id.clone();

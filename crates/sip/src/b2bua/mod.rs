@@ -1,9 +1,20 @@
 //! The B2BUA core: calls from the customer side (leg A) relayed to the contact centre
 //! (leg B), with the media anchored on ivrpay's relay. Sans-IO: datagrams and time in,
 //! datagrams, call events and the next deadline out.
+//!
+//! Anyone who can reach the SIP port is a stranger until proven otherwise:
+//!
+//! - a request inside a call acts on it only if its Call-ID and both tags name the leg's
+//!   dialog and it comes from that leg's peer (`dialog_match.rs`); Call-IDs, tags and branches
+//!   are unpredictable ([`IdSeed`]);
+//! - a body from the customer passes an allow-list: key presses consumed, SDP rewritten
+//!   wherever it sits, the rest refused (`bodies.rs`); the agent only ever gets ivrpay's SDP.
 
+mod bodies;
 mod build;
 mod call;
+mod dialog_match;
+mod ids;
 mod ivr;
 
 use std::cmp::Reverse;
@@ -14,12 +25,14 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use bytesstr::BytesStr;
-use ezk_sip_types::header::typed::ContentType;
 use ezk_sip_types::{Headers, Method, Name};
 use ivrpay_dtmf::Digit;
 
+use self::bodies::{Body, BodyError};
 use self::build::{ALLOW, CALL_ID_HEADER, RequestParts};
 use self::call::{Call, Dialog, HeldAck, Phase, StrayLeg};
+pub use self::ids::IdSeed;
+use self::ids::Ids;
 pub use self::ivr::IvrParams;
 use crate::media::{CallId, Leg, MediaControl, MediaSettings};
 use crate::message::{self, Essentials, Message, ParseError, Request, Response};
@@ -33,8 +46,8 @@ use crate::transport::{Peer, Transmit, Transport};
 pub struct CoreConfig {
     pub profiles: Vec<Profile>,
     pub timers: Timers,
-    /// Seeds tags, branches and call ids (a driver seeds it from the OS; tests fix it).
-    pub seed: u64,
+    /// Seeds tags, branches and call ids: from the OS in a service, fixed in tests.
+    pub seed: IdSeed,
 }
 
 /// Why a call ended.
@@ -81,7 +94,8 @@ pub enum CallEvent {
         call: CallId,
         reason: EndReason,
     },
-    /// A key press sent as SIP INFO (consumed: never forwarded).
+    /// A key press sent in a SIP body: an INFO, or any message from the customer whose body
+    /// (or a part of it) is a DTMF type. Consumed: never forwarded.
     Digit {
         call: CallId,
         digit: Digit,
@@ -116,38 +130,12 @@ enum CallTimer {
     Ring,
 }
 
-/// A small, fast generator for tags, branches and ids (they must be unique, not secret).
-#[derive(Clone, Debug)]
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn call_id(&mut self) -> CallId {
-        const ALPHABET: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-        let (a, b) = (self.next(), self.next());
-        let mut s = String::with_capacity(25);
-        s.push_str("call_");
-        for i in 0..20 {
-            let bits = if i < 12 { a >> (i * 5) } else { b >> ((i - 12) * 5) };
-            s.push(char::from(ALPHABET[(bits & 31) as usize]));
-        }
-        CallId(s)
-    }
-}
-
 /// The B2BUA.
 pub struct Core<M: MediaControl> {
     profiles: Vec<Arc<Profile>>,
     tx: Transactions,
     media: M,
-    rng: SplitMix,
+    rng: Ids,
     calls: HashMap<u64, Call>,
     by_customer: HashMap<BytesStr, u64>,
     by_agent: HashMap<BytesStr, u64>,
@@ -181,7 +169,7 @@ impl<M: MediaControl> Core<M> {
             profiles: config.profiles.into_iter().map(Arc::new).collect(),
             tx: Transactions::new(config.timers),
             media,
-            rng: SplitMix(config.seed),
+            rng: Ids::new(&config.seed),
             calls: HashMap::new(),
             by_customer: HashMap::new(),
             by_agent: HashMap::new(),
@@ -323,7 +311,9 @@ impl<M: MediaControl> Core<M> {
                 TxEvent::Request { id, request, essentials, from, local } => {
                     self.on_request(now, id, request, essentials, from, local);
                 }
-                TxEvent::Ack { request, essentials, .. } => self.on_ack(now, request, essentials),
+                TxEvent::Ack { request, essentials, from } => {
+                    self.on_ack(now, request, essentials, from)
+                }
                 TxEvent::Response { id, response, essentials } => {
                     self.on_response(now, id, response, essentials)
                 }
@@ -366,13 +356,6 @@ impl<M: MediaControl> Core<M> {
         self.respond(now, id, &response);
     }
 
-    fn call_by_dialog(&self, call_id: &BytesStr) -> Option<(u64, Leg)> {
-        if let Some(&key) = self.by_customer.get(call_id) {
-            return Some((key, Leg::Customer));
-        }
-        self.by_agent.get(call_id).map(|&key| (key, Leg::Agent))
-    }
-
     fn schedule(&mut self, key: u64, at: Instant, timer: CallTimer) {
         self.deadlines.push(Reverse((at, key, timer)));
     }
@@ -412,12 +395,12 @@ impl<M: MediaControl> Core<M> {
         if method == Method::OPTIONS {
             let mut response = build::response(&request.headers, 200, Some("ivrpay"));
             response.headers.insert(Name::ALLOW, ALLOW);
-            response.headers.insert(Name::ACCEPT, "application/sdp");
+            response.headers.insert(Name::ACCEPT, bodies::ACCEPT);
             self.respond(now, id, &response);
             return;
         }
         if method == Method::INVITE && essentials.to_tag.is_none() {
-            if self.call_by_dialog(&essentials.call_id).is_some() {
+            if self.call_by_call_id(&essentials.call_id).is_some() {
                 // Same Call-ID, new branch, no To tag: a loop or a duplicate (RFC 3261 §8.2.2.2).
                 self.respond_code(now, id, &request.headers, 482, None);
             } else {
@@ -425,18 +408,15 @@ impl<M: MediaControl> Core<M> {
             }
             return;
         }
-        let Some((key, leg)) = self.call_by_dialog(&essentials.call_id) else {
+        if method == Method::CANCEL {
+            self.on_cancel(now, id, &request, &essentials, &from);
+            return;
+        }
+        let Some((key, leg)) = self.find_dialog(&essentials, &from) else {
             let code = if !is_known(&method) {
                 501
-            } else if [
-                Method::BYE,
-                Method::CANCEL,
-                Method::INFO,
-                Method::UPDATE,
-                Method::INVITE,
-                Method::PRACK,
-            ]
-            .contains(&method)
+            } else if [Method::BYE, Method::INFO, Method::UPDATE, Method::INVITE, Method::PRACK]
+                .contains(&method)
             {
                 481 // in-dialog methods for a dialog we do not know
             } else {
@@ -449,18 +429,10 @@ impl<M: MediaControl> Core<M> {
             self.respond(now, id, &response);
             return;
         };
-        if method == Method::CANCEL {
-            self.on_cancel(now, id, key, &request, &essentials);
-        } else if method == Method::BYE {
+        if method == Method::BYE {
             self.on_bye(now, id, key, leg, &request);
-        } else if method == Method::INFO && leg == Leg::Customer && is_dtmf_info(&request) {
-            self.on_info_digit(now, id, key, &request);
-        } else if (method == Method::INVITE || method == Method::UPDATE || method == Method::INFO)
-            && self.is_ivr(key)
-        {
-            self.answer_in_dialog(now, id, key, request);
         } else if method == Method::INVITE || method == Method::UPDATE || method == Method::INFO {
-            self.relay_in_dialog(now, id, key, leg, request);
+            self.on_mid_dialog(now, id, key, leg, request);
         } else if is_known(&method) {
             let mut response = build::response(&request.headers, 405, None);
             response.headers.insert(Name::ALLOW, ALLOW);
@@ -492,6 +464,8 @@ impl<M: MediaControl> Core<M> {
         let profile = Arc::clone(&self.profiles[profile_index]);
         let reject = if !profile.accepts_source(from.addr.ip()) {
             Some(403)
+        } else if essentials.from_tag.is_none() {
+            Some(400) // the dialog could not be told from another (RFC 3261 §8.1.1.3)
         } else if self.shutting_down || self.calls_per_profile[profile_index] >= profile.max_calls {
             Some(503)
         } else if headers
@@ -508,6 +482,7 @@ impl<M: MediaControl> Core<M> {
         if let Some(code) = reject {
             let mut response = build::response(headers, code, None);
             match code {
+                400 => response.reason = Some(BytesStr::from_static("Missing From tag")),
                 503 => response.headers.insert(Name::RETRY_AFTER, "5"),
                 420 => {
                     for value in headers.get_raw(&Name::REQUIRE) {
@@ -519,33 +494,20 @@ impl<M: MediaControl> Core<M> {
             self.respond(now, id, &response);
             return;
         }
-        // The offer, if any, must be SDP we can relay.
-        let offer = if request.body.is_empty() {
-            None
-        } else {
-            let is_sdp = headers
-                .get_named::<ContentType>()
-                .map(|ct| {
-                    ct.0.as_str()
-                        .split(';')
-                        .next()
-                        .unwrap_or("")
-                        .trim()
-                        .eq_ignore_ascii_case("application/sdp")
-                })
-                .unwrap_or(false);
-            if !is_sdp {
-                let mut response = build::response(headers, 415, None);
-                response.headers.insert(Name::ACCEPT, "application/sdp");
-                self.respond(now, id, &response);
+        // The body must pass the customer leg's allow-list; the offer, if any, must be SDP we
+        // can relay.
+        let body = match bodies::read(Leg::Customer, headers, &request.body) {
+            Ok(body) => body,
+            Err(error) => {
+                self.refuse_body(now, id, headers, error, None);
                 return;
             }
-            match sdp::parse(&request.body).and_then(|s| sdp::stream_info(&s).map(|info| (s, info)))
-            {
-                Ok((parsed, info))
-                    if info.codecs.iter().any(|(_, c)| profile.codecs.codecs.contains(c)) =>
-                {
-                    Some((request.body.clone(), parsed, info))
+        };
+        let offer = match body.sdp {
+            None => None,
+            Some(offer) => match sdp::parse(&offer).and_then(|s| sdp::stream_info(&s)) {
+                Ok(info) if info.codecs.iter().any(|(_, c)| profile.codecs.codecs.contains(c)) => {
+                    Some((offer, info))
                 }
                 Ok(_) | Err(_) => {
                     let mut response = build::response(headers, 488, None);
@@ -553,7 +515,7 @@ impl<M: MediaControl> Core<M> {
                     self.respond(now, id, &response);
                     return;
                 }
-            }
+            },
         };
         let call = self.rng.call_id();
         let settings = MediaSettings {
@@ -574,7 +536,7 @@ impl<M: MediaControl> Core<M> {
         };
         // From here on the call exists.
         self.respond_code(now, id, headers, 100, None);
-        let customer_tag = format!("{:016x}", self.rng.next());
+        let customer_tag = self.rng.tag();
         let contact =
             headers.get_raw(&Name::CONTACT).next().and_then(|c| build::uri_in(c.as_str()));
         let session_id = self.rng.next() >> 1;
@@ -582,12 +544,14 @@ impl<M: MediaControl> Core<M> {
             call_id: essentials.call_id.clone(),
             local_tag: customer_tag,
             remote_tag: essentials.from_tag.clone(),
+            early_tags: Vec::new(),
             local_uri: strip_tag(essentials.to.as_str()),
             remote_uri: strip_tag(essentials.from.as_str()),
             local_cseq: 0,
             remote_target: contact,
             route_set: headers.get_raw(&Name::RECORD_ROUTE).cloned().collect(),
             peer: from,
+            origin: from.addr.ip(),
             local,
             sdp: LocalSdp::new(media.customer, session_id),
         };
@@ -596,7 +560,7 @@ impl<M: MediaControl> Core<M> {
             .as_ref()
             .and_then(|h| headers.get_raw(&Name::unknown(BytesStr::from(h.clone()))).next())
             .map(|v| v.to_string());
-        if let Some((_, _, info)) = &offer {
+        if let Some((_, info)) = &offer {
             self.media.update(&call, Leg::Customer, info);
         }
         let key = self.next_key;
@@ -611,6 +575,7 @@ impl<M: MediaControl> Core<M> {
             agent: agent_name.clone(),
             ivr: ivr.clone(),
         });
+        self.push_digits(&call, &body.digits);
         let ring_until = now + profile.ring_timeout;
         self.calls_per_profile[profile_index] += 1;
         self.by_customer.insert(essentials.call_id.clone(), key);
@@ -625,8 +590,9 @@ impl<M: MediaControl> Core<M> {
                 customer,
                 agent: None,
                 invite: Some(id),
+                invite_branch: essentials.branch().to_owned(),
                 invite_headers: request.headers,
-                offer: offer.map(|(body, _, _)| body),
+                offer: offer.map(|(body, _)| body),
                 agent_invite: None,
                 agent_invite_branch: String::new(),
                 agent_invite_via: String::new(),
@@ -692,9 +658,9 @@ impl<M: MediaControl> Core<M> {
             },
             None => None,
         };
-        let call_id = format!("{:016x}{:08x}@ivrpay", self.rng.next(), self.rng.next() as u32);
-        let local_tag = format!("{:016x}", self.rng.next());
-        let branch = build::branch(self.rng.next());
+        let call_id = self.rng.sip_call_id();
+        let local_tag = self.rng.tag();
+        let branch = self.rng.branch();
         let max_forwards = call
             .invite_headers
             .get_named::<ezk_sip_types::header::typed::MaxForwards>()
@@ -734,12 +700,14 @@ impl<M: MediaControl> Core<M> {
             call_id: BytesStr::from(call_id.clone()),
             local_tag,
             remote_tag: None,
+            early_tags: Vec::new(),
             local_uri: from_uri,
             remote_uri: to_uri,
             local_cseq: 1,
             remote_target: Some(uri),
             route_set: Vec::new(),
             peer,
+            origin: peer.addr.ip(),
             local,
             sdp: agent_sdp,
         };
@@ -768,21 +736,17 @@ impl<M: MediaControl> Core<M> {
         &mut self,
         now: Instant,
         id: ServerTxId,
-        key: u64,
         request: &Request,
         essentials: &Essentials,
+        from: &Peer,
     ) {
-        let Some(call) = self.calls.get(&key) else { return };
-        let matches_invite = call.invite.is_some()
-            && call
-                .invite_headers
-                .get_raw(&Name::VIA)
-                .next()
-                .is_some_and(|via| via.contains(essentials.branch()));
-        if !matches_invite {
+        let Some((key, call)) = self
+            .find_cancelled(essentials, from)
+            .and_then(|key| Some((key, self.calls.get(&key)?)))
+        else {
             self.respond_code(now, id, &request.headers, 481, None);
             return;
-        }
+        };
         let tag = call.customer.local_tag.clone();
         self.server_owner.insert(id, key);
         self.respond_code(now, id, &request.headers, 200, Some(&tag));
@@ -842,7 +806,7 @@ impl<M: MediaControl> Core<M> {
         match response.status() {
             100..=199 => self.cancel_stray(now, invite),
             200..=299 => {
-                let branch = build::branch(self.rng.next());
+                let branch = self.rng.branch();
                 let Some(stray) = self.strays.get_mut(&invite) else { return };
                 if !stray.hung_up {
                     stray.dialog.confirm(response, essentials.to_tag.clone());
@@ -855,7 +819,7 @@ impl<M: MediaControl> Core<M> {
                     return;
                 }
                 stray.hung_up = true;
-                let branch = build::branch(self.rng.next());
+                let branch = self.rng.branch();
                 let Some((bye, bye_essentials)) = stray.dialog.request(Method::BYE, None, &branch)
                 else {
                     return;
@@ -878,9 +842,12 @@ impl<M: MediaControl> Core<M> {
         self.server_owner.insert(id, key);
         self.respond_code(now, id, &request.headers, 200, tag.as_deref());
         if phase != Phase::Answered {
-            // A BYE from the agent in an early dialog, or a late one: end what is left.
-            if leg == Leg::Agent {
-                self.fail_invite(now, key, 480, EndReason::AgentHangup);
+            // A BYE in an early dialog. The customer may send one (RFC 3261 §15): its INVITE
+            // gets 487 (§15.1.2) and the agent leg is cancelled. The agent should not, but
+            // if it does the call cannot go on without it.
+            match leg {
+                Leg::Customer => self.fail_invite(now, key, 487, EndReason::Cancelled),
+                Leg::Agent => self.fail_invite(now, key, 480, EndReason::AgentHangup),
             }
             return;
         }
@@ -890,24 +857,48 @@ impl<M: MediaControl> Core<M> {
         self.end_call(key, reason);
     }
 
-    fn on_info_digit(&mut self, now: Instant, id: ServerTxId, key: u64, request: &Request) {
+    /// A re-INVITE, UPDATE or INFO. Its body is read by the leg's allow-list (refused, or
+    /// its key presses consumed); an INFO that carried keys is answered here, anything else
+    /// answered by ivrpay (an IVR call) or relayed to the other leg.
+    fn on_mid_dialog(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        key: u64,
+        leg: Leg,
+        request: Request,
+    ) {
         let Some(call) = self.calls.get(&key) else { return };
-        let tag = call.customer.local_tag.clone();
+        let tag = call.dialog(leg).map(|d| d.local_tag.clone());
         let call_id = call.id.clone();
-        let content_type =
-            request.headers.get_named::<ContentType>().map(|c| c.0.to_string()).unwrap_or_default();
-        self.server_owner.insert(id, key);
-        match build::info_digit(&content_type, &request.body) {
-            Some(digit) => {
-                self.respond_code(now, id, &request.headers, 200, Some(&tag));
-                self.events.push_back(CallEvent::Digit { call: call_id, digit });
+        let read = bodies::read(leg, &request.headers, &request.body).and_then(|body| {
+            // An INFO makes no offer: SDP is not on its list.
+            if request.method == Method::INFO && body.sdp.is_some() {
+                Err(BodyError::Unsupported)
+            } else {
+                Ok(body)
             }
-            // A DTMF INFO we cannot read is still card data: refuse it, never forward it.
-            None => self.respond_code(now, id, &request.headers, 400, Some(&tag)),
+        });
+        let body = match read {
+            Ok(body) => body,
+            Err(error) => {
+                self.refuse_body(now, id, &request.headers, error, tag.as_deref());
+                return;
+            }
+        };
+        self.push_digits(&call_id, &body.digits);
+        if request.method == Method::INFO && !body.digits.is_empty() {
+            self.server_owner.insert(id, key);
+            self.respond_code(now, id, &request.headers, 200, tag.as_deref());
+        } else if self.is_ivr(key) {
+            self.answer_in_dialog(now, id, key, request, body);
+        } else {
+            self.relay_in_dialog(now, id, key, leg, request, body);
         }
     }
 
-    /// Relays a re-INVITE, UPDATE or INFO from `leg` to the other leg.
+    /// Relays a re-INVITE, UPDATE or INFO from `leg` to the other leg, with `body` (read by
+    /// the leg's allow-list): its SDP rewritten, or the agent's other body as it came.
     fn relay_in_dialog(
         &mut self,
         now: Instant,
@@ -915,6 +906,7 @@ impl<M: MediaControl> Core<M> {
         key: u64,
         leg: Leg,
         request: Request,
+        body: Body,
     ) {
         let Some(call) = self.calls.get_mut(&key) else { return };
         let tag = call.dialog(leg).map(|d| d.local_tag.clone());
@@ -925,19 +917,9 @@ impl<M: MediaControl> Core<M> {
         }
         let policy = self.profiles[call.profile].codecs.clone();
         let call_id = call.id.clone();
-        let is_sdp = request.headers.get_named::<ContentType>().is_ok_and(|ct| {
-            ct.0.as_str()
-                .split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .eq_ignore_ascii_case("application/sdp")
-        });
-        let body = if request.body.is_empty() {
-            None
-        } else if is_sdp {
+        let body = if let Some(offer) = body.sdp {
             // An offer: the originator's stream changes now; the other leg sees our side.
-            let rewritten = sdp::parse(&request.body).and_then(|s| {
+            let rewritten = sdp::parse(&offer).and_then(|s| {
                 let info = sdp::stream_info(&s)?;
                 let other = call.dialog_mut(leg.other()).ok_or(sdp::SdpError::NoAudio)?;
                 Ok((sdp::rewrite(&s, &mut other.sdp, &policy)?, info))
@@ -949,12 +931,7 @@ impl<M: MediaControl> Core<M> {
             self.media.update(&call_id, leg, &info);
             Some(("application/sdp".to_owned(), rewritten))
         } else {
-            let ct = request
-                .headers
-                .get_named::<ContentType>()
-                .map(|c| c.0.to_string())
-                .unwrap_or_default();
-            Some((ct, request.body.clone()))
+            body.other
         };
         let offerless_invite = request.method == Method::INVITE && body.is_none();
         if request.method == Method::INVITE {
@@ -981,7 +958,7 @@ impl<M: MediaControl> Core<M> {
         body: Option<(String, Bytes)>,
         role: ClientRole,
     ) -> Option<ClientTxId> {
-        let branch = build::branch(self.rng.next());
+        let branch = self.rng.branch();
         let call = self.calls.get_mut(&key)?;
         let dialog = call.dialog_mut(leg)?;
         let (local, peer) = (dialog.local, dialog.peer);
@@ -995,12 +972,18 @@ impl<M: MediaControl> Core<M> {
         Some(id)
     }
 
-    /// An ACK arrived (for a 2xx we sent).
-    fn on_ack(&mut self, now: Instant, request: Request, essentials: Essentials) {
-        let Some((key, leg)) = self.call_by_dialog(&essentials.call_id) else { return };
+    /// An ACK arrived (for a 2xx we sent). One that names no dialog of ours whole, or
+    /// comes from elsewhere than the leg's peer, is dropped without marking the 2xx
+    /// acknowledged: the peer's own ACK still counts.
+    fn on_ack(&mut self, now: Instant, request: Request, essentials: Essentials, from: Peer) {
+        let Some((key, leg)) = self.find_dialog(&essentials, &from) else { return };
+        if !self.tx.acknowledge(&essentials.call_id, essentials.cseq.cseq) {
+            return; // a retransmission of the ACK
+        }
+        let answer = self.sdp_in_answer(key, leg, &request.headers, &request.body);
         let Some(call) = self.calls.get_mut(&key) else { return };
         if call.awaiting_answer {
-            self.ivr_ack(key, &request);
+            self.ivr_ack(key, answer);
             return;
         }
         let Some(held) = call.held_ack.clone() else { return };
@@ -1012,9 +995,9 @@ impl<M: MediaControl> Core<M> {
         let policy = self.profiles[call.profile].codecs.clone();
         let call_id = call.id.clone();
         let mut body = None;
-        if !request.body.is_empty() {
+        if let Some(answer) = answer {
             if let Ok((parsed, info)) =
-                sdp::parse(&request.body).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
+                sdp::parse(&answer).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
             {
                 if let Some(other) = call.dialog_mut(held.leg) {
                     body = sdp::rewrite(&parsed, &mut other.sdp, &policy).ok();
@@ -1027,7 +1010,7 @@ impl<M: MediaControl> Core<M> {
 
     /// ACKs a 2xx on `leg` (a new transaction-less request, RFC 3261 §13.2.2.4).
     fn send_ack(&mut self, _now: Instant, key: u64, leg: Leg, cseq: u32, body: Option<Bytes>) {
-        let branch = build::branch(self.rng.next());
+        let branch = self.rng.branch();
         let Some(dialog) = self.calls.get(&key).and_then(|c| c.dialog(leg)) else { return };
         let Some(ack) = dialog.ack(cseq, body, &branch) else { return };
         self.tx.send_stateless(dialog.local, dialog.peer, encode(&ack));
@@ -1074,6 +1057,9 @@ impl<M: MediaControl> Core<M> {
         if code < 200 {
             // Any provisional, 100 Trying included, allows a CANCEL (RFC 3261 §9.1).
             call.provisional = true;
+            if let (Some(agent), Some(tag)) = (call.agent.as_mut(), &essentials.to_tag) {
+                agent.note_early_tag(tag);
+            }
             if code > 100 {
                 self.relay_to_customer(now, key, &response, &essentials, false);
             }
@@ -1131,6 +1117,7 @@ impl<M: MediaControl> Core<M> {
         _essentials: &Essentials,
         is_final: bool,
     ) {
+        let answer = self.sdp_in_answer(key, Leg::Agent, &response.headers, &response.body);
         let Some(call) = self.calls.get_mut(&key) else { return };
         let Some(invite) = call.invite else { return };
         let profile = &self.profiles[call.profile];
@@ -1149,9 +1136,9 @@ impl<M: MediaControl> Core<M> {
                 out.headers.insert(name.clone(), value.clone());
             }
         }
-        if !response.body.is_empty() {
+        if let Some(answer) = answer {
             if let Ok((parsed, info)) =
-                sdp::parse(&response.body).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
+                sdp::parse(&answer).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
             {
                 if let Ok(body) = sdp::rewrite(&parsed, &mut call.customer.sdp, &profile.codecs) {
                     out.body = build::set_body(&mut out.headers, "application/sdp", body);
@@ -1195,14 +1182,15 @@ impl<M: MediaControl> Core<M> {
         if code == 100 {
             return;
         }
+        let answer = self.sdp_in_answer(key, from.other(), &response.headers, &response.body);
         let Some(call) = self.calls.get_mut(&key) else { return };
         let policy = self.profiles[call.profile].codecs.clone();
         let call_id = call.id.clone();
         // SDP in the answer: the other leg's stream changes; the originator sees our side.
         let mut body = None;
-        if !response.body.is_empty() {
+        if let Some(answer) = answer {
             if let Ok((parsed, info)) =
-                sdp::parse(&response.body).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
+                sdp::parse(&answer).and_then(|s| sdp::stream_info(&s).map(|i| (s, i)))
             {
                 if let Some(origin) = call.dialog_mut(from) {
                     body = sdp::rewrite(&parsed, &mut origin.sdp, &policy).ok();
@@ -1343,14 +1331,6 @@ fn is_known(method: &Method) -> bool {
         Method::REFER,
     ]
     .contains(method)
-}
-
-fn is_dtmf_info(request: &Request) -> bool {
-    request
-        .headers
-        .get_named::<ContentType>()
-        .map(|ct| build::is_dtmf_info(ct.0.as_str()))
-        .unwrap_or(false)
 }
 
 /// A From/To value without its tag.

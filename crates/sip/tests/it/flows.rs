@@ -11,9 +11,17 @@ use crate::sim::{
     AGENT, AGENT2, CUSTOMER, OFFER, Sim, answer, header, header_named, invite, reply,
 };
 
-/// Customer → ivrpay → agent, up to the agent's 200 and the ACKs. Returns the agent's view
-/// of the INVITE.
-fn answered_call(sim: &mut Sim, call_id: &str) -> Request {
+/// An answered call as its two peers know it.
+pub struct Answered {
+    /// The agent's view of the INVITE.
+    pub agent_invite: Request,
+    /// The To of ivrpay's 200 to the customer (with ivrpay's tag): the customer's requests
+    /// in the dialog carry it.
+    pub customer_to: String,
+}
+
+/// Customer → ivrpay → agent, up to the agent's 200 and the ACKs.
+pub fn answered_call(sim: &mut Sim, call_id: &str) -> Answered {
     sim.send(
         CUSTOMER,
         &invite(call_id, "z9hG4bKc1", Some(OFFER), "X-Customer-Ref: A-42\nSubject: secret\n"),
@@ -52,11 +60,11 @@ Content-Length: 0
 "
         ),
     );
-    agent_invite
+    Answered { agent_invite, customer_to: to }
 }
 
 /// The customer's CANCEL of its INVITE `call_id` (sent with `branch`).
-fn customer_cancel(call_id: &str, branch: &str) -> String {
+pub fn customer_cancel(call_id: &str, branch: &str) -> String {
     format!(
         "CANCEL sip:pay@127.0.0.1:5060 SIP/2.0
 Via: SIP/2.0/UDP 127.0.0.1:6000;branch={branch}
@@ -72,7 +80,7 @@ Content-Length: 0
 }
 
 /// An in-dialog request from the customer, given ivrpay's 200 To value.
-fn customer_request(
+pub fn customer_request(
     method: &str,
     call_id: &str,
     to: &str,
@@ -101,7 +109,7 @@ Contact: <sip:customer@127.0.0.1:6000>
 #[test]
 fn a_call_is_relayed_with_media_anchored_and_headers_filtered() {
     let mut sim = Sim::new();
-    let agent_invite = answered_call(&mut sim, "call-1@customer");
+    let agent_invite = answered_call(&mut sim, "call-1@customer").agent_invite;
     // The agent leg: a new dialog that names the ivrpay call.
     let ivrpay_id = header(&agent_invite.headers, "X-Ivrpay-Call-Id").expect("X-Ivrpay-Call-Id");
     assert!(ivrpay_id.starts_with("call_") && ivrpay_id.len() == 25, "{ivrpay_id}");
@@ -163,20 +171,9 @@ fn customer_answer_shows_ivrpay_not_the_agent() {
 #[test]
 fn bye_from_the_customer_ends_both_legs() {
     let mut sim = Sim::new();
-    answered_call(&mut sim, "call-3");
+    let to = answered_call(&mut sim, "call-3").customer_to;
     assert!(sim.nothing_sent(), "{:?}", sim.summary());
-    sim.send(
-        CUSTOMER,
-        &customer_request(
-            "BYE",
-            "call-3",
-            "<sip:pay@127.0.0.1:5060>;tag=x",
-            2,
-            "z9hG4bKbye",
-            None,
-            "",
-        ),
-    );
+    sim.send(CUSTOMER, &customer_request("BYE", "call-3", &to, 2, "z9hG4bKbye", None, ""));
     assert_eq!(sim.take_response(CUSTOMER).status(), 200);
     let bye = sim.take_request(AGENT);
     assert_eq!(bye.method, Method::BYE);
@@ -195,7 +192,7 @@ fn bye_from_the_customer_ends_both_legs() {
 #[test]
 fn bye_from_the_agent_ends_both_legs() {
     let mut sim = Sim::new();
-    let agent_invite = answered_call(&mut sim, "call-4");
+    let agent_invite = answered_call(&mut sim, "call-4").agent_invite;
     let bye = format!(
         "BYE sip:ivrpay@127.0.0.1:5060 SIP/2.0
 Via: SIP/2.0/UDP 127.0.0.1:5080;branch=z9hG4bKabye
@@ -445,20 +442,12 @@ fn failover_on_503_and_on_silence() {
 #[test]
 fn reinvite_hold_and_resume_are_relayed_with_sdp_rewritten() {
     let mut sim = Sim::new();
-    answered_call(&mut sim, "call-9");
+    let to = answered_call(&mut sim, "call-9").customer_to;
     let hold =
         OFFER.replace("a=sendrecv", "a=sendonly").replace("o=customer 1 1", "o=customer 1 2");
     sim.send(
         CUSTOMER,
-        &customer_request(
-            "INVITE",
-            "call-9",
-            "<sip:pay@127.0.0.1:5060>;tag=x",
-            2,
-            "z9hG4bKre1",
-            Some("application/sdp"),
-            &hold,
-        ),
+        &customer_request("INVITE", "call-9", &to, 2, "z9hG4bKre1", Some("application/sdp"), &hold),
     );
     let _ = sim.take_response(CUSTOMER); // 100 Trying
     let reinvite = sim.take_request(AGENT);
@@ -482,7 +471,7 @@ fn reinvite_hold_and_resume_are_relayed_with_sdp_rewritten() {
 #[test]
 fn dtmf_info_from_the_customer_is_consumed() {
     let mut sim = Sim::new();
-    answered_call(&mut sim, "call-10");
+    let to = answered_call(&mut sim, "call-10").customer_to;
     for (i, (ct, body, key)) in [
         ("application/dtmf-relay", "Signal=5\nDuration=160\n", '5'),
         ("application/dtmf", "#", '#'),
@@ -496,7 +485,7 @@ fn dtmf_info_from_the_customer_is_consumed() {
             &customer_request(
                 "INFO",
                 "call-10",
-                "<sip:pay@127.0.0.1:5060>;tag=x",
+                &to,
                 10 + i as u32,
                 &format!("z9hG4bKi{i}"),
                 Some(ct),
@@ -509,22 +498,27 @@ fn dtmf_info_from_the_customer_is_consumed() {
             matches!(sim.events.last(), Some(CallEvent::Digit { digit, .. }) if digit.as_char() == *key)
         );
     }
-    // Any other INFO is relayed.
+    // A body off the customer leg's list is refused, never relayed; an empty INFO is.
     sim.send(
         CUSTOMER,
         &customer_request(
             "INFO",
             "call-10",
-            "<sip:pay@127.0.0.1:5060>;tag=x",
+            &to,
             20,
             "z9hG4bKi9",
             Some("application/x-note"),
             "hello",
         ),
     );
+    let refused = sim.take_response(CUSTOMER);
+    assert_eq!(refused.status(), 415);
+    assert!(header_named(&refused.headers, &Name::ACCEPT).is_some_and(|a| a.contains("dtmf")));
+    assert!(sim.nothing_sent(), "{:?}", sim.summary());
+    sim.send(CUSTOMER, &customer_request("INFO", "call-10", &to, 21, "z9hG4bKi10", None, ""));
     let info = sim.take_request(AGENT);
     assert_eq!(info.method, Method::INFO);
-    assert_eq!(&info.body[..], b"hello");
+    assert!(info.body.is_empty());
     sim.send_message(AGENT, &reply(&info, 200, None, None, &[]));
     assert_eq!(sim.take_response(CUSTOMER).status(), 200);
 }

@@ -25,7 +25,7 @@ const IVR_PROFILE: &str = r#"
 const ROUTER_HEADERS: &str =
     "X-Ivrpay-Amount: 12.50\nX-Ivrpay-Currency: GBP\nX-Ivrpay-Customer: ACME-1\n";
 
-fn sim() -> Sim {
+pub fn sim() -> Sim {
     Sim::with_profiles(&[PROFILE, IVR_PROFILE])
 }
 
@@ -61,7 +61,7 @@ Contact: <sip:customer@127.0.0.1:6000>
 }
 
 /// Calls `pay` with an offer and the router's headers; returns ivrpay's 200 and the call.
-fn ivr_call(sim: &mut Sim, call_id: &str, offer: Option<&str>) -> (Response, CallId) {
+pub fn ivr_call(sim: &mut Sim, call_id: &str, offer: Option<&str>) -> (Response, CallId) {
     sim.send(CUSTOMER, &invite(call_id, &format!("z9hG4bK{call_id}"), offer, ROUTER_HEADERS));
     assert_eq!(sim.take_response(CUSTOMER).status(), 100);
     let ok = sim.take_response(CUSTOMER);

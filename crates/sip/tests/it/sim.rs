@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ezk_sip_types::{Headers, Name};
-use ivrpay_sip::b2bua::{CallEvent, Core, CoreConfig};
+use ivrpay_sip::b2bua::{CallEvent, Core, CoreConfig, IdSeed};
 use ivrpay_sip::media::{CallId, Leg, MediaControl, MediaPorts, MediaSettings, MediaUnavailable};
 use ivrpay_sip::message::{self, Message, Request, Response};
 use ivrpay_sip::profile::Profile;
@@ -99,7 +99,7 @@ impl Sim {
             .enumerate()
             .map(|(i, text)| Profile::from_toml(text, &format!("test{i}.toml")).expect("profile"))
             .collect();
-        let config = CoreConfig { profiles, timers: Timers::default(), seed: 7 };
+        let config = CoreConfig { profiles, timers: Timers::default(), seed: IdSeed::fixed(7) };
         #[allow(
             clippy::disallowed_methods,
             reason = "the simulation's epoch; time then only moves by advance()"
