@@ -124,8 +124,7 @@ impl<B: SocketBinder> MediaEngine<B> {
     pub fn with_binder(config: EngineConfig, binder: B) -> Result<MediaEngine<B>, MediaError> {
         // Fresh randomness for every engine: which pair a call gets must not be guessable.
         let seed = rand::random();
-        let ports =
-            PortAllocator::new(config.port_min, config.port_max, config.quarantine, seed)?;
+        let ports = PortAllocator::new(config.port_min, config.port_max, config.quarantine, seed)?;
         Ok(MediaEngine {
             shared: Arc::new(Shared {
                 config,
