@@ -1,6 +1,6 @@
 //! The state of one call: its two dialogs and where the call stands.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -206,6 +206,12 @@ impl Call {
             Leg::Customer => Some(&self.customer),
             Leg::Agent => self.agent.as_ref(),
         }
+    }
+
+    /// The IP address a leg's signalling goes to (the relay may accept that leg's media from
+    /// it: `[media] latch_from = "sip-peer"`).
+    pub(crate) fn sip_peer(&self, leg: Leg) -> Option<IpAddr> {
+        self.dialog(leg).map(|d| d.peer.addr.ip())
     }
 
     pub(crate) fn dialog_mut(&mut self, leg: Leg) -> Option<&mut Dialog> {
