@@ -1,6 +1,6 @@
 //! What a call's media is told from outside: each leg's negotiated SDP and the profile.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ivrpay_audio::g711::Law;
 use ivrpay_dtmf::MaskMode;
@@ -153,7 +153,7 @@ pub(crate) enum Format {
     TelephoneEvent,
 }
 
-/// A leg's far end as its SDP describes it.
+/// A leg's far end as its signalling describes it: the SDP, and whom the SDP came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RemoteMedia {
     /// `c=` address and `m=` port.
@@ -166,11 +166,22 @@ pub struct RemoteMedia {
     /// `a=ptime`, for audio the relay generates on this leg (prompts, hold audio). 20 ms
     /// when the SDP has none.
     pub ptime_ms: u16,
+    /// The IP address of the leg's SIP peer (where the INVITE came from, or the agent's
+    /// target or Contact). With [`LatchFrom::SignallingPeer`] media from any of its ports is
+    /// accepted before latching; `None` when unknown.
+    pub signalling_peer: Option<IpAddr>,
 }
 
 impl RemoteMedia {
     pub fn new(rtp: SocketAddr, payload_types: PayloadTypes) -> RemoteMedia {
-        RemoteMedia { rtp, rtcp: None, rtcp_mux: false, payload_types, ptime_ms: 20 }
+        RemoteMedia {
+            rtp,
+            rtcp: None,
+            rtcp_mux: false,
+            payload_types,
+            ptime_ms: 20,
+            signalling_peer: None,
+        }
     }
 
     /// Where RTCP for this leg goes, per the SDP.
@@ -179,6 +190,15 @@ impl RemoteMedia {
             (true, _) => self.rtp,
             (false, Some(rtcp)) => rtcp,
             (false, None) => SocketAddr::new(self.rtp.ip(), self.rtp.port().wrapping_add(1)),
+        }
+    }
+
+    /// The address the SDP names for one of the relay's sockets on this leg: where media
+    /// for it goes, and comes from, unless latching learns otherwise.
+    pub(crate) fn signalled(&self, kind: SocketKind) -> SocketAddr {
+        match kind {
+            SocketKind::Rtp => self.rtp,
+            SocketKind::Rtcp => self.rtcp_destination(),
         }
     }
 
@@ -195,6 +215,23 @@ impl RemoteMedia {
     }
 }
 
+/// Where a leg's media is accepted from before the relay has latched onto a source.
+///
+/// Whoever can reach the relay's ports can send to them, so the first packet alone proves
+/// nothing: a racer that sent first would otherwise hear the agent and key digits into a
+/// payment. The rules for moving a latch once made are in `session::latch`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum LatchFrom {
+    /// Only the address the leg's SDP names (`c=`/`m=` for RTP, `a=rtcp` or the next port
+    /// for RTCP). Safe against anyone who does not see the signalling.
+    #[default]
+    Sdp,
+    /// Also any port of the leg's SIP peer's IP address ([`RemoteMedia::signalling_peer`]):
+    /// for peers behind NAT, whose SDP names an address nobody can send from. Anyone else
+    /// behind the same public address can race the peer, within the latching rules.
+    SignallingPeer,
+}
+
 /// Per-call media settings, from the SIP profile.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MediaProfile {
@@ -204,10 +241,12 @@ pub struct MediaProfile {
     /// first sample. 20 ms (one packet) by default; at most 60 ms. Below about 14 ms a
     /// tone's onset can no longer be masked.
     pub lookahead_ms: u16,
-    /// Symmetric RTP: send to wherever a leg's packets come from (needed behind NAT), and
-    /// then accept that address only. When off, media is sent to and accepted from the
-    /// SDP's address only.
+    /// Symmetric RTP: send to wherever a leg's accepted packets come from, and then accept
+    /// that address only. When off, media is sent to and accepted from the SDP's address
+    /// only.
     pub latching: bool,
+    /// With latching on, the sources a leg may latch onto (see [`LatchFrom`]).
+    pub latch_from: LatchFrom,
     /// How long a customer packet that arrives after a gap in sequence numbers waits for the
     /// missing ones, so that reordering does not become loss. 0 turns it off.
     pub reorder_window_ms: u16,
@@ -222,6 +261,7 @@ impl Default for MediaProfile {
             mask_mode: MaskMode::Tone,
             lookahead_ms: 20,
             latching: true,
+            latch_from: LatchFrom::Sdp,
             reorder_window_ms: 20,
             flush_after_ms: 60,
         }

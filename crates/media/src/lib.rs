@@ -50,8 +50,10 @@
 //! two legs negotiated different G.711 laws; prompts replace it while they play.
 //!
 //! **Both ways**: RTCP relayed with SSRCs mapped; symmetric RTP (latching) when the profile
-//! allows it, and then nothing from a third address; malformed datagrams counted and
-//! dropped.
+//! allows it, onto the SDP's address only (or, for peers behind NAT, any port of the SIP
+//! peer's address), moved only under bounded rules, and then nothing from a third address
+//! (see [`LatchFrom`]); malformed datagrams counted and dropped. Port pairs are chosen at
+//! random among the free ones, so that the next call's ports cannot be guessed.
 //!
 //! Digits are card data: [`DigitEvent`]'s `Debug` hides the key and nothing here logs.
 
@@ -65,7 +67,7 @@ pub mod rtcp;
 pub mod rtp;
 mod session;
 
-pub use config::{Codec, Leg, MediaProfile, PayloadTypes, RemoteMedia, SocketKind};
+pub use config::{Codec, LatchFrom, Leg, MediaProfile, PayloadTypes, RemoteMedia, SocketKind};
 pub use driver::{
     Call, CallDriver, CallHandle, DatagramSocket, EngineConfig, LocalPorts, MediaEngine,
     MediaRuntime, RunningCall, RuntimeConfig, SocketBinder, TokioBinder, TokioUdp,

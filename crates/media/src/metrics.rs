@@ -53,8 +53,12 @@ counters! {
         malformed,
         /// RTP with a payload type not negotiated on the leg.
         unknown_payload_type,
-        /// Datagrams from an address other than the leg's (latched or signalled) peer.
+        /// Datagrams refused for their source: not the leg's latched peer, nor a source it
+        /// may latch onto (see `session::latch`), or before the leg's SDP was known.
         foreign_source,
+        /// Times a latched peer was replaced without new SDP (a NAT rebinding, or the SDP's
+        /// own address taking over), each within the per-call limit.
+        relatched,
         /// Packets not sent: the leg has no destination yet (or the send queue was full).
         unsent,
         /// Packets the socket refused.

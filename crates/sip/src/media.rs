@@ -2,7 +2,7 @@
 //! real relay, tests with a recorder.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use ivrpay_dtmf::MaskMode;
 
@@ -22,14 +22,19 @@ impl fmt::Display for CallId {
 /// Which side of the call: the relay's own type.
 pub use ivrpay_media::Leg;
 
+/// Where the relay accepts a leg's media from before latching: the relay's own type.
+pub use ivrpay_media::LatchFrom;
+
 /// Per-call media settings from the profile.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MediaSettings {
     /// The address the relay's ports are opened on and advertised in SDP.
-    pub address: std::net::IpAddr,
+    pub address: IpAddr,
     pub mask_mode: MaskMode,
     pub lookahead_ms: f32,
     pub latching: bool,
+    /// Whom the relay latches onto: the SDP's address, or any port of the leg's SIP peer.
+    pub latch_from: LatchFrom,
     /// Only the customer leg: no agent leg (IVR self-service).
     pub customer_only: bool,
 }
@@ -62,7 +67,10 @@ pub trait MediaControl {
         settings: &MediaSettings,
     ) -> Result<MediaPorts, MediaUnavailable>;
     /// A leg's SDP (offer or answer) says where its media goes and in which payload types.
-    fn update(&mut self, call: &CallId, leg: Leg, stream: &StreamInfo);
+    /// `sip_peer` is the IP address the leg's signalling is exchanged with: the customer's
+    /// is where its INVITE came from, the agent's its target's (or its 2xx Contact's);
+    /// `None` if the leg has no dialog (the relay then accepts the SDP's address only).
+    fn update(&mut self, call: &CallId, leg: Leg, stream: &StreamInfo, sip_peer: Option<IpAddr>);
     /// The call ended: stop relaying and free the ports.
     fn close(&mut self, call: &CallId);
 }

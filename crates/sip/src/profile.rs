@@ -9,7 +9,7 @@ use std::time::Duration;
 use ivrpay_dtmf::MaskMode;
 use serde::Deserialize;
 
-use crate::media::Leg;
+use crate::media::{LatchFrom, Leg};
 use crate::sdp::{CodecPolicy, codec_from_name};
 
 /// `sip-profiles/*.toml` at build time (a test checks that they parse).
@@ -156,6 +156,9 @@ pub struct Profile {
     /// Send media to where the peer's packets come from (symmetric RTP) rather than where
     /// its SDP says.
     pub latching: bool,
+    /// Which sources a leg may latch onto: the SDP's address (`"sdp"`), or any port of the
+    /// leg's SIP peer's IP (`"sip-peer"`, for peers behind NAT).
+    pub latch_from: LatchFrom,
     pub mode: Mode,
     /// Give up on a target that has not answered at all after this long.
     pub failover_timeout: Duration,
@@ -234,6 +237,8 @@ struct MediaSection {
     codecs: Vec<String>,
     telephone_event: bool,
     latching: bool,
+    #[serde(default)]
+    latch_from: Option<String>,
 }
 
 impl Default for MediaSection {
@@ -243,6 +248,19 @@ impl Default for MediaSection {
             codecs: vec!["PCMU".into(), "PCMA".into()],
             telephone_event: true,
             latching: true,
+            latch_from: None,
+        }
+    }
+}
+
+impl MediaSection {
+    fn latch_from(&self) -> Result<LatchFrom, String> {
+        match self.latch_from.as_deref() {
+            None | Some("sdp") => Ok(LatchFrom::Sdp),
+            Some("sip-peer") => Ok(LatchFrom::SignallingPeer),
+            Some(other) => {
+                Err(format!("media.latch_from {other:?}: expected \"sdp\" or \"sip-peer\""))
+            }
         }
     }
 }
@@ -405,6 +423,7 @@ impl Profile {
         if codecs.is_empty() {
             return Err(invalid("media.codecs must name at least one codec".into()));
         }
+        let latch_from = file.media.latch_from().map_err(invalid)?;
         let mask_mode =
             file.mask.mode.parse::<MaskMode>().map_err(|e| invalid(format!("mask.mode: {e}")))?;
         if !(0.0..=200.0).contains(&file.mask.lookahead_ms) {
@@ -434,6 +453,7 @@ impl Profile {
             mask_mode,
             lookahead_ms: file.mask.lookahead_ms,
             latching: file.media.latching,
+            latch_from,
             mode,
             failover_timeout: Duration::from_millis(
                 file.routing.failover_timeout_ms.unwrap_or(2000),
@@ -507,6 +527,7 @@ mod tests {
         codecs = ["PCMA", "PCMU"]
         telephone_event = true
         latching = false
+        latch_from = "sip-peer"
         [mask]
         mode = "noise"
         lookahead_ms = 30
@@ -535,6 +556,7 @@ mod tests {
         assert!(!p.accepts_source("10.1.2.4".parse().expect("ip")));
         assert_eq!(p.codecs.codecs, vec![crate::sdp::Codec::Pcma, crate::sdp::Codec::Pcmu]);
         assert_eq!(p.mask_mode, MaskMode::Noise);
+        assert_eq!(p.latch_from, LatchFrom::SignallingPeer);
         assert_eq!(
             p.mode,
             Mode::Relay {
@@ -564,6 +586,10 @@ mod tests {
         assert_eq!(ivr.mode, Mode::Ivr);
         assert_eq!(ivr.match_user.as_deref(), Some("pay"));
         assert_eq!(ivr.listen, default.listen);
+        // Media is latched onto the SDP's address only unless a profile says otherwise.
+        assert!(profiles.iter().all(|p| p.latch_from == LatchFrom::Sdp));
+        let minimal = Profile::from_toml("listen = [\"udp:127.0.0.1:5060\"]", "p.toml");
+        assert_eq!(minimal.expect("valid").latch_from, LatchFrom::Sdp);
     }
 
     #[test]
@@ -614,6 +640,10 @@ mod tests {
                 "not a sip: URI",
             ),
             ("listen = [\"udp:127.0.0.1:5060\"]\nunknown = 1", "unknown"),
+            (
+                "listen = [\"udp:127.0.0.1:5060\"]\n[media]\ncodecs = [\"PCMU\"]\ntelephone_event = true\nlatching = true\nlatch_from = \"anyone\"",
+                "media.latch_from \"anyone\": expected \"sdp\" or \"sip-peer\"",
+            ),
             ("listen = [\"udp:127.0.0.1:5060\"]\n[ivr]\ncurrency = \"pounds\"", "ivr.currency"),
             ("listen = [\"udp:127.0.0.1:5060\"]\n[ivr]\nagent_hold = \"music\"", "ivr.agent_hold"),
             ("listen = [\"udp:127.0.0.1:5060\"]\n[ivr]\nfirst_digit_timeout_s = 0", "1 to 120"),

@@ -1,6 +1,7 @@
 //! The B2BUA's view of the media relay, implemented with the real relay.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ivrpay_media::{
@@ -49,9 +50,9 @@ impl RelayMedia {
     }
 }
 
-/// What the relay needs from a leg's SDP; `None` while the leg sends nowhere (port 0 or a
-/// 0.0.0.0 hold), or when it negotiated nothing the relay can decode.
-fn remote_media(stream: &StreamInfo) -> Option<RemoteMedia> {
+/// What the relay needs from a leg's SDP and whom it came from; `None` while the leg sends
+/// nowhere (port 0 or a 0.0.0.0 hold), or when it negotiated nothing the relay can decode.
+fn remote_media(stream: &StreamInfo, sip_peer: Option<IpAddr>) -> Option<RemoteMedia> {
     let rtp = stream.rtp?;
     let mut pcmu = None;
     let mut pcma = None;
@@ -65,7 +66,14 @@ fn remote_media(stream: &StreamInfo) -> Option<RemoteMedia> {
     let payload_types = PayloadTypes { pcmu, pcma, telephone_event: stream.telephone_event, send };
     let ptime_ms =
         stream.ptime.filter(|p| (10..=60).contains(p) && p % 10 == 0).unwrap_or(20) as u16;
-    Some(RemoteMedia { rtp, rtcp: stream.rtcp, rtcp_mux: false, payload_types, ptime_ms })
+    Some(RemoteMedia {
+        rtp,
+        rtcp: stream.rtcp,
+        rtcp_mux: false,
+        payload_types,
+        ptime_ms,
+        signalling_peer: sip_peer,
+    })
 }
 
 impl MediaControl for RelayMedia {
@@ -78,6 +86,7 @@ impl MediaControl for RelayMedia {
             mask_mode: settings.mask_mode,
             lookahead_ms: settings.lookahead_ms.round().clamp(0.0, 60.0) as u16,
             latching: settings.latching,
+            latch_from: settings.latch_from,
             ..MediaProfile::default()
         };
         let media =
@@ -105,8 +114,9 @@ impl MediaControl for RelayMedia {
         Ok(ports)
     }
 
-    fn update(&mut self, call: &CallId, leg: Leg, stream: &StreamInfo) {
-        let (Some(handle), Some(remote)) = (self.calls.get(call), remote_media(stream)) else {
+    fn update(&mut self, call: &CallId, leg: Leg, stream: &StreamInfo, sip_peer: Option<IpAddr>) {
+        let (Some(handle), Some(remote)) = (self.calls.get(call), remote_media(stream, sip_peer))
+        else {
             return;
         };
         // A refusal (an odd ptime, payload types that collide) leaves the previous setting.

@@ -246,6 +246,8 @@ pub struct Ivrpay {
     pub sip_udp: SocketAddr,
     pub sip_tcp: SocketAddr,
     pub http: SocketAddr,
+    /// The relay's RTP/RTCP ports (`--rtp-ports`).
+    pub rtp_ports: std::ops::RangeInclusive<u16>,
 }
 
 impl Ivrpay {
@@ -313,6 +315,7 @@ impl Ivrpay {
             sip_udp: addr("SIP listening on udp:"),
             sip_tcp: addr("SIP listening on tcp:"),
             http: addr("HTTP listening on http://"),
+            rtp_ports: rtp..=rtp + RELAY_BLOCK - 1,
             process,
             log,
         }

@@ -122,7 +122,9 @@ pub struct Call<S: DatagramSocket = TokioUdp> {
 
 impl<B: SocketBinder> MediaEngine<B> {
     pub fn with_binder(config: EngineConfig, binder: B) -> Result<MediaEngine<B>, MediaError> {
-        let ports = PortAllocator::new(config.port_min, config.port_max, config.quarantine)?;
+        // Fresh randomness for every engine: which pair a call gets must not be guessable.
+        let seed = rand::random();
+        let ports = PortAllocator::new(config.port_min, config.port_max, config.quarantine, seed)?;
         Ok(MediaEngine {
             shared: Arc::new(Shared {
                 config,

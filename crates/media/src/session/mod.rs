@@ -8,6 +8,7 @@
 mod delay;
 mod digits;
 mod downlink;
+mod latch;
 mod seq;
 mod tx;
 mod uplink;
@@ -24,9 +25,10 @@ pub use tx::Transmit;
 
 use self::digits::{DigitMerger, Merged};
 use self::downlink::Downlink;
+use self::latch::{Admission, Latch};
 use self::tx::TxQueue;
 use self::uplink::Uplink;
-use crate::config::{Codec, Format, Leg, MediaProfile, PayloadTypes, RemoteMedia, SocketKind};
+use crate::config::{Codec, Format, Leg, MediaProfile, RemoteMedia, SocketKind};
 use crate::error::MediaError;
 use crate::metrics::SessionMetrics;
 use crate::prompt::{HoldAudio, HoldPlayer, PlayOptions, Prompt, PromptEnd, PromptId};
@@ -89,7 +91,8 @@ pub enum MediaEvent {
         id: PromptId,
         end: PromptEnd,
     },
-    /// Symmetric RTP: the leg's peer is now this address (the first valid packet's source).
+    /// Symmetric RTP: the leg's peer is now this address (the first valid packet from an
+    /// acceptable source, or one the latch moved to; see `session::latch`).
     Latched {
         leg: Leg,
         socket: SocketKind,
@@ -185,11 +188,11 @@ pub(crate) struct Ctx<'a> {
     pub(crate) customer_rtp: Option<SocketAddr>,
 }
 
-/// One leg's far end: what the SDP says and what latching learned.
+/// One leg's far end: what the signalling says and what latching learned.
 #[derive(Clone, Copy, Debug, Default)]
 struct LegState {
     remote: Option<RemoteMedia>,
-    latched: [Option<SocketAddr>; 2],
+    latch: Latch,
 }
 
 impl LegState {
@@ -197,33 +200,8 @@ impl LegState {
         self.remote.is_some_and(|r| r.rtcp_mux)
     }
 
-    fn signalled(&self, kind: SocketKind) -> Option<SocketAddr> {
-        self.remote.map(|r| match kind {
-            SocketKind::Rtp => r.rtp,
-            SocketKind::Rtcp => r.rtcp_destination(),
-        })
-    }
-
-    /// Whether a datagram from `from` on this socket belongs to the call.
-    fn accepts(&self, kind: SocketKind, from: SocketAddr, latching: bool) -> bool {
-        match self.latched[kind.index()] {
-            Some(peer) => peer == from,
-            None => latching || self.signalled(kind) == Some(from),
-        }
-    }
-
-    /// Latches onto `from` if latching and not yet latched; true if it did.
-    fn latch(&mut self, kind: SocketKind, from: SocketAddr, latching: bool) -> bool {
-        let slot = &mut self.latched[kind.index()];
-        if latching && slot.is_none() {
-            *slot = Some(from);
-            return true;
-        }
-        false
-    }
-
     fn destination(&self, kind: SocketKind) -> Option<SocketAddr> {
-        self.latched[kind.index()].or(self.signalled(kind))
+        self.latch.peer(kind).or(self.remote.map(|r| r.signalled(kind)))
     }
 
     /// Where and through which local socket RTCP for this leg goes.
@@ -235,14 +213,10 @@ impl LegState {
         }
     }
 
+    /// What a payload type carries; nothing before the leg's SDP is known (no datagram is
+    /// admitted then either).
     fn classify(&self, payload_type: u8) -> Option<Format> {
-        match self.remote {
-            Some(r) => r.payload_types.classify(payload_type),
-            // No SDP yet (media before the answer): the static G.711 types only.
-            None => PayloadTypes::only(Codec::Pcmu)
-                .classify(payload_type)
-                .or_else(|| PayloadTypes::only(Codec::Pcma).classify(payload_type)),
-        }
+        self.remote?.payload_types.classify(payload_type)
     }
 }
 
@@ -253,10 +227,14 @@ impl LegState {
 /// use ivrpay_media::{Leg, MediaProfile, PayloadTypes, Codec, RemoteMedia, Session, SocketKind};
 ///
 /// let mut session = Session::new(MediaProfile::default(), 0x1234_5678).expect("valid profile");
-/// let agent = RemoteMedia::new("127.0.0.1:40000".parse().unwrap(), PayloadTypes::only(Codec::Pcmu));
-/// session.set_remote(Leg::Agent, agent).expect("valid SDP");
+/// let customer = "127.0.0.1:50000".parse().unwrap();
+/// let agent = "127.0.0.1:40000".parse().unwrap();
+/// let pcmu = PayloadTypes::only(Codec::Pcmu);
+/// session.set_remote(Leg::Customer, RemoteMedia::new(customer, pcmu)).expect("valid SDP");
+/// session.set_remote(Leg::Agent, RemoteMedia::new(agent, pcmu)).expect("valid SDP");
 /// let now = Instant::now();
-/// let from = "127.0.0.1:50000".parse().unwrap();
+/// // Media is accepted from where the leg's SDP says (see `LatchFrom` for peers behind NAT).
+/// let from = customer;
 /// let mut packet = vec![0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 7];
 /// packet.extend([0xffu8; 160]);
 /// session.handle_datagram(now, Leg::Customer, SocketKind::Rtp, from, &packet);
@@ -302,14 +280,16 @@ impl Session {
     }
 
     /// Sets a leg's far end from its SDP (offer, answer, early media, re-INVITE). A new
-    /// address clears what latching learned on that leg.
+    /// address, or the SDP of another SIP peer, clears what latching learned on that leg.
     pub fn set_remote(&mut self, leg: Leg, remote: RemoteMedia) -> Result<(), MediaError> {
         remote.validate()?;
         let state = &mut self.legs[leg.index()];
         if state.remote.is_some_and(|r| {
-            r.rtp != remote.rtp || r.rtcp_destination() != remote.rtcp_destination()
+            r.rtp != remote.rtp
+                || r.rtcp_destination() != remote.rtcp_destination()
+                || r.signalling_peer != remote.signalling_peer
         }) {
-            state.latched = [None; 2];
+            state.latch.forget();
         }
         state.remote = Some(remote);
         Ok(())
@@ -321,7 +301,7 @@ impl Session {
 
     /// Where latching has pinned a leg's socket, if it has.
     pub fn latched(&self, leg: Leg, socket: SocketKind) -> Option<SocketAddr> {
-        self.legs[leg.index()].latched[socket.index()]
+        self.legs[leg.index()].latch.peer(socket)
     }
 
     fn ctx(&mut self, now: Instant) -> (Ctx<'_>, &mut Uplink, &mut Downlink, &[LegState; 2]) {
@@ -355,7 +335,6 @@ impl Session {
             self.handle_rtcp(now, leg, socket, from, data);
             return;
         }
-        let latching = self.profile.latching;
         let state = &self.legs[leg.index()];
         let packet = match RtpPacket::parse(data) {
             Ok(p) => p,
@@ -364,17 +343,17 @@ impl Session {
                 return;
             }
         };
-        if !state.accepts(SocketKind::Rtp, from, latching) {
+        let admitted =
+            state.latch.admit(state.remote.as_ref(), &self.profile, SocketKind::Rtp, from, now);
+        let Some(admission) = admitted else {
             self.metrics.leg_mut(leg).foreign_source += 1;
             return;
-        }
+        };
         let Some(format) = state.classify(packet.payload_type) else {
             self.metrics.leg_mut(leg).unknown_payload_type += 1;
             return;
         };
-        if self.legs[leg.index()].latch(SocketKind::Rtp, from, latching) {
-            self.events.push(MediaEvent::Latched { leg, socket: SocketKind::Rtp, peer: from });
-        }
+        self.record_admission(now, leg, SocketKind::Rtp, from, admission);
         let m = self.metrics.leg_mut(leg);
         m.rtp_packets_in += 1;
         m.rtp_bytes_in += data.len() as u64;
@@ -397,12 +376,12 @@ impl Session {
         from: SocketAddr,
         data: &[u8],
     ) {
-        let _ = now;
-        let latching = self.profile.latching;
-        if !self.legs[leg.index()].accepts(socket, from, latching) {
+        let state = &self.legs[leg.index()];
+        let admitted = state.latch.admit(state.remote.as_ref(), &self.profile, socket, from, now);
+        let Some(admission) = admitted else {
             self.metrics.leg_mut(leg).foreign_source += 1;
             return;
-        }
+        };
         let len = data.len();
         if len > MAX_RTCP {
             self.metrics.leg_mut(leg).malformed += 1;
@@ -439,9 +418,7 @@ impl Session {
             self.metrics.leg_mut(leg).malformed += 1;
             return;
         }
-        if self.legs[leg.index()].latch(socket, from, latching) {
-            self.events.push(MediaEvent::Latched { leg, socket, peer: from });
-        }
+        self.record_admission(now, leg, socket, from, admission);
         self.metrics.leg_mut(leg).rtcp_packets_in += 1;
         let other = leg.other();
         let (out_socket, destination) = self.legs[other.index()].rtcp_route();
@@ -456,6 +433,25 @@ impl Session {
             self.metrics.leg_mut(other).rtcp_packets_out += 1;
         } else {
             self.metrics.leg_mut(other).unsent += 1;
+        }
+    }
+
+    /// A datagram admitted by the latching rules turned out valid: latch, or move the latch,
+    /// as they said.
+    fn record_admission(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        socket: SocketKind,
+        from: SocketAddr,
+        admission: Admission,
+    ) {
+        self.legs[leg.index()].latch.record(socket, from, now, admission);
+        if admission == Admission::Moved {
+            self.metrics.leg_mut(leg).relatched += 1;
+        }
+        if admission != Admission::Latched {
+            self.events.push(MediaEvent::Latched { leg, socket, peer: from });
         }
     }
 

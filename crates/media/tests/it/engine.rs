@@ -74,11 +74,15 @@ fn remote() -> ivrpay_media::RemoteMedia {
 #[tokio::test]
 async fn a_port_someone_else_holds_is_skipped() {
     let squatter = std::net::UdpSocket::bind("127.0.0.1:30221").expect("bind");
-    let engine = MediaEngine::new(config(30_220, 4, 1000)).expect("engine");
+    // Three pairs: the call gets the two free ones, whichever order they are tried in.
+    let engine = MediaEngine::new(config(30_220, 3, 1000)).expect("engine");
     let call = engine.create_call(localhost(), MediaProfile::default()).expect("call");
     for leg in [Leg::Customer, Leg::Agent] {
         assert_ne!(call.handle.local(leg).rtp.port(), 30_220, "the pair with 30221 is taken");
     }
+    // The next call can only try the squatted pair (if the first did not): it rests.
+    let refused = engine.create_call(localhost(), MediaProfile::default()).expect_err("none left");
+    assert_eq!(refused, MediaError::PortsExhausted { min: 30_220, max: 30_225 });
     assert_eq!(engine.ports_quarantined(), 1, "the unusable pair rests");
     drop(squatter);
 }

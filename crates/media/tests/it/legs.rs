@@ -1,14 +1,19 @@
-//! Both legs' far ends: latching, RTCP, the agent's audio to the customer, prompts, hold.
+//! Both legs' far ends: latching (and racers refused), RTCP, the agent's audio to the customer, prompts, hold.
 
-use std::time::Duration;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
 
 use ivrpay_audio::g711::Law;
 use ivrpay_media::rtp::HEADER_LEN;
-use ivrpay_media::{Codec, HoldAudio, MediaEvent, MediaProfile, PlayOptions, Prompt, PromptEnd};
+use ivrpay_media::{
+    Codec, HoldAudio, LatchFrom, Leg, MediaEvent, MediaProfile, PayloadTypes, PlayOptions, Prompt,
+    PromptEnd, RemoteMedia, Session, SocketKind,
+};
 
 use crate::support::{
-    Control, Expect, Line, Phone, Scenario, Timed, assert_bit_exact, assert_one_clean_stream,
-    check_agent, check_digits, ms, over_udp, parse_all, reassemble, simulate, speech, tone,
+    Control, Expect, Line, Outcome, Phone, Scenario, Timed, assert_bit_exact,
+    assert_one_clean_stream, check_agent, check_digits, ms, over_udp, parse_all, reassemble,
+    samples_to_duration, simulate, speech, tone,
 };
 
 fn customer_line(ssrc: u32) -> Line {
@@ -28,15 +33,102 @@ fn agent_line(ssrc: u32, ms_: u64) -> Line {
     line
 }
 
+/// A key the third party sends both ways (tone and telephone-events), `at` into the call.
+fn racer_key(phone: &mut Phone, key: char, at: Duration) -> Vec<Timed> {
+    let digit = ivrpay_dtmf::Digit::from_char(key).expect("key");
+    let start = samples_to_duration(phone.clock);
+    let mut sent = phone.both(digit, &tone(digit, ms(200)));
+    sent.extend(phone.audio(&vec![0; ms(100)]));
+    sent.into_iter().map(|t| Timed { at: t.at - start + at, bytes: t.bytes }).collect()
+}
+
+/// The agent heard the customer alone, ivrpay heard the customer's keys alone, the customer
+/// heard the agent (but for `unheard`: the agent's audio before a customer behind NAT first
+/// sent, which went to its SDP's address), and nothing went to the third party.
+fn check_only_the_customer_counts(
+    line: &Line,
+    agent: &Line,
+    out: &Outcome,
+    unheard: std::ops::Range<usize>,
+    label: &str,
+) {
+    check_agent(line, out, Expect::default(), label);
+    check_digits(line, out, label);
+    let heard = reassemble(&parse_all(&out.customer), agent.first_ts, agent.pcm.len(), Law::Ulaw);
+    let (compared, total) = assert_bit_exact(&agent.sent, &heard, &[unheard]);
+    assert!(compared + 160 >= total, "{label}: the customer heard {compared} of {total} samples");
+    assert!(
+        out.intruder.is_empty(),
+        "{label}: the third party got {} datagrams",
+        out.intruder.len()
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn latching_follows_the_customer_and_shuts_out_a_third_address() {
+async fn a_racer_before_and_during_the_call_is_refused() {
+    let racer_ip = IpAddr::from([127, 0, 0, 2]);
+    // By default only the SDP's address counts; with sip-peer a customer behind NAT (its SDP
+    // names a port nobody sends from) is latched from its SIP peer's IP, and the racer,
+    // elsewhere, is still refused.
+    let nat = Some("127.0.0.1:9".parse().expect("addr"));
+    let modes = [
+        ("latch_from = sdp", LatchFrom::Sdp, None, None),
+        ("latch_from = sip-peer", LatchFrom::SignallingPeer, nat, Some([127, 0, 0, 1].into())),
+    ];
+    for (i, (label, latch_from, customer_sdp, customer_peer)) in modes.into_iter().enumerate() {
+        let mut line = customer_line(0xC7 + i as u32);
+        let agent = agent_line(0xD7 + i as u32, 2000);
+        // The racer sends for 300 ms before the customer's first packet, and again mid-call,
+        // keys the customer never pressed, on a stream like the customer's.
+        let mut racer = Phone::new(0xC7 + i as u32, Codec::Pcmu);
+        racer.seq = line.phone.seq.wrapping_sub(100);
+        let mut injected = racer_key(&mut racer, '1', Duration::ZERO);
+        injected.extend(racer_key(&mut racer, '9', Duration::from_millis(900)));
+        let customer_starts = Duration::from_millis(300);
+        for t in &mut line.schedule {
+            t.at += customer_starts;
+        }
+        let mut scenario = Scenario::new(line.schedule.clone());
+        scenario.from_agent = agent.schedule.clone();
+        scenario.profile = MediaProfile { latch_from, ..MediaProfile::default() };
+        scenario.customer_sdp = customer_sdp;
+        scenario.customer_peer = customer_peer;
+        scenario.intruder_ip = racer_ip;
+        scenario.intruder = injected.clone();
+        let out = over_udp(&scenario, 30_160 + 10 * i as u16).await;
+        let unheard = if customer_sdp.is_some() { 0..ms(400) } else { 0..0 };
+        check_only_the_customer_counts(&line, &agent, &out, unheard, label);
+        assert_eq!(out.metrics.customer.foreign_source, injected.len() as u64, "{label}");
+        assert_eq!(out.metrics.customer.relatched, 0, "{label}");
+        let latched: Vec<_> = out
+            .events
+            .iter()
+            .filter_map(|e| match e {
+                MediaEvent::Latched { leg: Leg::Customer, peer, .. } => Some(*peer),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            latched.len() == 1 && latched[0].ip() != racer_ip,
+            "{label}: the customer leg latched onto {latched:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_sip_peer_a_customer_behind_nat_is_latched_and_a_third_port_shut_out() {
     let line = customer_line(0xC1);
     let agent = agent_line(0xD1, 1500);
     let mut scenario = Scenario::new(line.schedule.clone());
     scenario.from_agent = agent.schedule.clone();
-    // The customer is behind NAT: its SDP names a port nobody listens on.
+    // The customer is behind NAT: its SDP names a port nobody listens on. Its SIP peer's IP
+    // is where its media comes from.
     scenario.customer_sdp = Some("127.0.0.1:9".parse().expect("addr"));
-    // Once the call runs, a third party sends a key, as the customer's stream would.
+    scenario.customer_peer = Some([127, 0, 0, 1].into());
+    scenario.profile = MediaProfile { latch_from: LatchFrom::SignallingPeer, ..scenario.profile };
+    // Once the call runs, another port of the same IP sends a key, as the customer's stream
+    // would: the latched customer is not silent, so it is refused.
+    scenario.intruder_ip = [127, 0, 0, 1].into();
     let mut intruder = Phone::new(0xC1, Codec::Pcmu);
     intruder.seq = line.phone.seq.wrapping_sub(50);
     let injected = intruder.audio(&tone(ivrpay_dtmf::Digit::from_char('1').expect("key"), ms(200)));
@@ -45,15 +137,15 @@ async fn latching_follows_the_customer_and_shuts_out_a_third_address() {
         .map(|t| Timed { at: t.at + Duration::from_millis(500), bytes: t.bytes })
         .collect();
     let out = over_udp(&scenario, 30_120).await;
-    check_agent(&line, &out, Expect::default(), "latching");
-    check_digits(&line, &out, "latching");
-    assert_eq!(out.metrics.customer.foreign_source, 10, "the third address was shut out");
-    // The agent's audio went where the customer's packets come from, bit-exact.
-    let heard = reassemble(&parse_all(&out.customer), agent.first_ts, agent.pcm.len(), Law::Ulaw);
-    let (compared, total) = assert_bit_exact(&agent.sent, &heard, &[]);
-    assert!(compared + 160 >= total, "the customer heard {compared} of {total} samples");
+    check_only_the_customer_counts(&line, &agent, &out, 0..0, "sip-peer");
+    assert_eq!(out.metrics.customer.foreign_source, 10, "the third port was shut out");
     let latched = out.events.iter().filter(|e| matches!(e, MediaEvent::Latched { .. })).count();
     assert_eq!(latched, 2, "customer and agent RTP latched: {:?}", out.events);
+    // The price of the default: with latch_from = sdp the same customer is not heard at all.
+    scenario.profile.latch_from = LatchFrom::Sdp;
+    let out = simulate(&scenario);
+    assert!(out.agent.is_empty() && out.presses().is_empty(), "latch_from = sdp let NAT in");
+    assert_eq!(out.metrics.customer.foreign_source, (line.schedule.len() + 10) as u64);
 }
 
 #[test]
@@ -257,4 +349,165 @@ fn prompts_end_completed_stopped_or_replaced_on_one_clean_stream() {
     assert_eq!(out.metrics.masking.prompt_frames, 10 + 11 + 16);
     let forwarded = out.metrics.agent.rtp_packets_in - out.metrics.masking.agent_audio_suppressed;
     assert_eq!(packets.len() as u64, 37 + forwarded);
+}
+
+/// Drives one session by hand on a simulated clock: a customer packet from an address, and
+/// where the agent's next packet is sent.
+struct Latching {
+    session: Session,
+    t0: Instant,
+    customer: Phone,
+    agent: Phone,
+}
+
+impl Latching {
+    fn new(latch_from: LatchFrom, sdp: &str, sip_peer: &str) -> Latching {
+        let profile = MediaProfile { latch_from, ..MediaProfile::default() };
+        let mut session = Session::new(profile, 0xAB).expect("session");
+        let customer = RemoteMedia {
+            signalling_peer: Some(sip_peer.parse().expect("ip")),
+            ..RemoteMedia::new(sdp.parse().expect("addr"), PayloadTypes::only(Codec::Pcmu))
+        };
+        session.set_remote(Leg::Customer, customer).expect("sdp");
+        let agent =
+            RemoteMedia::new("127.0.0.1:6000".parse().expect("addr"), customer.payload_types);
+        session.set_remote(Leg::Agent, agent).expect("sdp");
+        #[allow(clippy::disallowed_methods, reason = "the simulated clock needs an origin")]
+        let t0 = Instant::now();
+        Latching {
+            session,
+            t0,
+            customer: Phone::new(0xC9, Codec::Pcmu),
+            agent: Phone::new(0xD9, Codec::Pcmu),
+        }
+    }
+
+    /// A customer packet from `from`, `at_ms` into the call; whether it was taken in.
+    fn customer_sends(&mut self, at_ms: u64, from: &str) -> bool {
+        let packet = self.customer.audio(&[0; 160]).remove(0).bytes;
+        let before = self.session.metrics().customer.rtp_packets_in;
+        let now = self.t0 + Duration::from_millis(at_ms);
+        let from = from.parse().expect("addr");
+        self.session.handle_datagram(now, Leg::Customer, SocketKind::Rtp, from, &packet);
+        while self.session.poll_transmit().is_some() {}
+        self.session.metrics().customer.rtp_packets_in > before
+    }
+
+    /// A customer receiver report from `from`, `at_ms` into the call; whether it was taken in.
+    fn customer_reports(&mut self, at_ms: u64, from: &str) -> bool {
+        let before = self.session.metrics().customer.rtcp_packets_in;
+        let now = self.t0 + Duration::from_millis(at_ms);
+        let report = receiver_report(0xC9, 0xD9);
+        let from = from.parse().expect("addr");
+        self.session.handle_datagram(now, Leg::Customer, SocketKind::Rtcp, from, &report);
+        while self.session.poll_transmit().is_some() {}
+        self.session.metrics().customer.rtcp_packets_in > before
+    }
+
+    /// Where the agent's audio goes now.
+    fn agent_audio_goes_to(&mut self, at_ms: u64) -> Option<SocketAddr> {
+        let packet = self.agent.audio(&[0; 160]).remove(0).bytes;
+        let now = self.t0 + Duration::from_millis(at_ms);
+        let from = "127.0.0.1:6000".parse().expect("addr");
+        self.session.handle_datagram(now, Leg::Agent, SocketKind::Rtp, from, &packet);
+        let mut to = None;
+        while let Some(t) = self.session.poll_transmit() {
+            if t.leg == Leg::Customer {
+                to = Some(t.destination);
+            }
+        }
+        to
+    }
+
+    fn customer_latched_onto(&mut self) -> Vec<SocketAddr> {
+        std::iter::from_fn(|| self.session.poll_event())
+            .filter_map(|e| match e {
+                MediaEvent::Latched { leg: Leg::Customer, peer, .. } => Some(peer),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn at(s: &str) -> SocketAddr {
+    s.parse().expect("addr")
+}
+
+#[test]
+fn a_latch_moves_only_after_silence_from_an_acceptable_source_at_most_four_times() {
+    // sip-peer: the SDP names a private address; the SIP peer is 203.0.113.5.
+    let mut call = Latching::new(LatchFrom::SignallingPeer, "192.168.1.10:4000", "203.0.113.5");
+    assert!(!call.customer_sends(0, "198.51.100.7:4000"), "another IP, before latching");
+    assert!(call.customer_sends(20, "203.0.113.5:30000"));
+    assert_eq!(call.customer_latched_onto(), [at("203.0.113.5:30000")]);
+    assert_eq!(call.agent_audio_goes_to(30), Some(at("203.0.113.5:30000")));
+    // Another port of the peer's IP while the latched one is live: refused.
+    assert!(!call.customer_sends(1020, "203.0.113.5:30002"));
+    assert!(call.customer_sends(1500, "203.0.113.5:30000"));
+    assert!(!call.customer_sends(3499, "203.0.113.5:30002"), "silent 1.999 s only");
+    // Silent for 2 s: a NAT rebinding, the port moves.
+    let mut last = 3500;
+    for (n, port) in [30002, 30004, 30006, 30008].into_iter().enumerate() {
+        let from = format!("203.0.113.5:{port}");
+        assert!(!call.customer_sends(last + 2000, "198.51.100.7:4000"), "never another IP");
+        assert!(call.customer_sends(last + 2000, &from), "move {}", n + 1);
+        assert_eq!(call.customer_latched_onto(), [at(&from)]);
+        assert_eq!(call.agent_audio_goes_to(last + 2010), Some(at(&from)));
+        assert_eq!(call.session.metrics().customer.relatched, n as u64 + 1);
+        last += 4000;
+    }
+    // Four moves made: the fifth is refused however long the silence.
+    assert!(!call.customer_sends(last + 60_000, "203.0.113.5:30010"));
+    assert!(call.customer_latched_onto().is_empty());
+    assert_eq!(call.agent_audio_goes_to(last + 60_010), Some(at("203.0.113.5:30008")));
+    assert!(call.customer_sends(last + 60_020, "203.0.113.5:30008"), "the latched one is heard");
+    // New SDP (a re-INVITE) vouches for a new start: not a move, so not refused.
+    let moved = RemoteMedia {
+        signalling_peer: Some("203.0.113.5".parse().expect("ip")),
+        ..RemoteMedia::new(at("192.168.1.10:4002"), PayloadTypes::only(Codec::Pcmu))
+    };
+    call.session.set_remote(Leg::Customer, moved).expect("sdp");
+    assert!(call.customer_sends(last + 61_000, "203.0.113.5:30010"));
+    assert_eq!(call.customer_latched_onto(), [at("203.0.113.5:30010")]);
+    let m = call.session.metrics().customer;
+    assert_eq!((m.relatched, m.foreign_source), (4, 8));
+}
+
+#[test]
+fn the_sdp_address_takes_over_from_a_racer_on_the_peer_ip_but_nothing_moves_in_sdp_mode() {
+    // sip-peer, and the SDP names the customer's real address: someone else behind the
+    // same public IP sends first and latches, the customer's first packet takes over.
+    let mut call = Latching::new(LatchFrom::SignallingPeer, "203.0.113.5:4000", "203.0.113.5");
+    assert!(call.customer_sends(0, "203.0.113.5:5555"));
+    assert!(call.customer_sends(20, "203.0.113.5:4000"));
+    assert_eq!(call.customer_latched_onto(), [at("203.0.113.5:5555"), at("203.0.113.5:4000")]);
+    assert!(!call.customer_sends(40, "203.0.113.5:5555"), "the racer is shut out again");
+    assert_eq!(call.agent_audio_goes_to(50), Some(at("203.0.113.5:4000")));
+    assert_eq!(call.session.metrics().customer.relatched, 1);
+
+    // sdp: only the SDP's address, ever; silence moves nothing.
+    let mut call = Latching::new(LatchFrom::Sdp, "203.0.113.5:4000", "203.0.113.5");
+    assert!(!call.customer_sends(0, "203.0.113.5:5555"), "the peer's IP is not enough");
+    assert!(call.customer_sends(20, "203.0.113.5:4000"));
+    assert!(!call.customer_sends(60_000, "203.0.113.5:5555"), "not even after a silence");
+    assert_eq!(call.agent_audio_goes_to(60_010), Some(at("203.0.113.5:4000")));
+    let m = call.session.metrics().customer;
+    assert_eq!((m.relatched, m.foreign_source), (0, 2));
+}
+
+#[test]
+fn when_the_rtp_latch_moves_rtcp_latches_afresh() {
+    let mut call = Latching::new(LatchFrom::SignallingPeer, "192.168.1.10:4000", "203.0.113.5");
+    assert!(call.customer_sends(0, "203.0.113.5:30000"));
+    assert!(call.customer_reports(10, "203.0.113.5:30001"));
+    assert!(!call.customer_reports(20, "203.0.113.5:30003"), "RTCP is latched too");
+    // The NAT rebinds both ports; RTP moves after the silence, and RTCP follows at once.
+    assert!(call.customer_sends(2010, "203.0.113.5:30002"));
+    assert!(call.customer_reports(2030, "203.0.113.5:30003"));
+    assert!(!call.customer_reports(2040, "203.0.113.5:30001"), "the old RTCP port is over");
+    assert_eq!(
+        call.session.latched(Leg::Customer, SocketKind::Rtcp),
+        Some(at("203.0.113.5:30003"))
+    );
+    assert_eq!(call.session.metrics().customer.relatched, 1, "one move: RTCP's was a fresh latch");
 }

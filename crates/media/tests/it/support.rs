@@ -1,7 +1,7 @@
 //! Test harness: phones that send G.711 and telephone-events, the relay driven either by a
 //! simulated clock (sans-IO) or over real UDP sockets on loopback, and what the far end hears.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -406,6 +406,8 @@ pub struct Outcome {
     pub agent_rtcp: Vec<(Duration, Vec<u8>)>,
     pub customer: Vec<(Duration, Vec<u8>)>,
     pub customer_rtcp: Vec<(Duration, Vec<u8>)>,
+    /// Datagrams that reached the third party.
+    pub intruder: Vec<(Duration, Vec<u8>)>,
     pub events: Vec<MediaEvent>,
     pub metrics: SessionMetrics,
 }
@@ -460,8 +462,13 @@ pub struct Scenario {
     pub tail: Duration,
     /// Datagrams from a third address to the relay's customer RTP port.
     pub intruder: Vec<Timed>,
+    /// The third party's IP address (its port is its own).
+    pub intruder_ip: IpAddr,
     /// The customer's SDP names this address instead of where it sends from (NAT).
     pub customer_sdp: Option<SocketAddr>,
+    /// The customer's SIP peer, as the signalling tells the relay (127.0.0.1: where the
+    /// customer sends from).
+    pub customer_peer: Option<IpAddr>,
     /// Steering from the signalling side, at these times.
     pub controls: Vec<(Duration, Control)>,
     /// Over UDP: run the driver on a [`MediaRuntime`] like this one, as `ivrpay serve` does
@@ -490,7 +497,9 @@ impl Scenario {
             agent_rtcp: Vec::new(),
             tail: Duration::from_millis(200),
             intruder: Vec::new(),
+            intruder_ip: IpAddr::from([127, 0, 0, 2]),
             customer_sdp: None,
+            customer_peer: None,
             controls: Vec::new(),
             runtime: None,
         }
@@ -537,8 +546,10 @@ impl Origin {
     }
 }
 
-const SIM_ADDRESSES: [&str; 5] =
-    ["127.0.0.1:5000", "127.0.0.1:5001", "127.0.0.1:6000", "127.0.0.1:6001", "127.0.0.1:7000"];
+/// Where the far ends send from in a simulation; the intruder's IP is the scenario's.
+const SIM_ADDRESSES: [&str; 4] =
+    ["127.0.0.1:5000", "127.0.0.1:5001", "127.0.0.1:6000", "127.0.0.1:6001"];
+const SIM_INTRUDER_PORT: u16 = 7000;
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().expect("test address")
@@ -548,12 +559,19 @@ fn remote(rtp: SocketAddr, rtcp: SocketAddr, types: PayloadTypes) -> RemoteMedia
     RemoteMedia { rtcp: Some(rtcp), ..RemoteMedia::new(rtp, types) }
 }
 
+/// The customer leg's far end as the scenario's signalling describes it.
+fn customer_remote(s: &Scenario, sends_from: SocketAddr, rtcp: SocketAddr) -> RemoteMedia {
+    let rtp = s.customer_sdp.unwrap_or(sends_from);
+    RemoteMedia { signalling_peer: s.customer_peer, ..remote(rtp, rtcp, s.customer_types) }
+}
+
 fn empty_outcome() -> Outcome {
     Outcome {
         agent: Vec::new(),
         agent_rtcp: Vec::new(),
         customer: Vec::new(),
         customer_rtcp: Vec::new(),
+        intruder: Vec::new(),
         events: Vec::new(),
         metrics: SessionMetrics::default(),
     }
@@ -564,11 +582,9 @@ pub fn simulate(s: &Scenario) -> Outcome {
     #[allow(clippy::disallowed_methods, reason = "the simulated clock needs an origin")]
     let t0 = Instant::now();
     let mut session = Session::new(s.profile, 0xABCD).expect("profile");
-    let peers: Vec<SocketAddr> = SIM_ADDRESSES.iter().map(|a| addr(a)).collect();
-    let customer_rtp = s.customer_sdp.unwrap_or(peers[0]);
-    session
-        .set_remote(Leg::Customer, remote(customer_rtp, peers[1], s.customer_types))
-        .expect("sdp");
+    let mut peers: Vec<SocketAddr> = SIM_ADDRESSES.iter().map(|a| addr(a)).collect();
+    peers.push(SocketAddr::new(s.intruder_ip, SIM_INTRUDER_PORT));
+    session.set_remote(Leg::Customer, customer_remote(s, peers[0], peers[1])).expect("sdp");
     session.set_remote(Leg::Agent, remote(peers[2], peers[3], s.agent_types)).expect("sdp");
     let mut out = empty_outcome();
     let schedule = s.schedule();
@@ -583,6 +599,7 @@ pub fn simulate(s: &Scenario) -> Outcome {
                 (Leg::Customer, SocketKind::Rtcp) if t.destination == peers[1] => {
                     &mut out.customer_rtcp
                 }
+                _ if t.destination == peers[4] => &mut out.intruder,
                 _ => continue,
             };
             list.push((at, t.payload.to_vec()));
@@ -637,12 +654,13 @@ pub async fn over_udp(s: &Scenario, ports: u16) -> Outcome {
         }
     };
     let mut sockets = Vec::new();
-    for _ in 0..5 {
+    for _ in 0..4 {
         sockets.push(UdpSocket::bind("127.0.0.1:0").await.expect("bind"));
     }
+    let intruder = UdpSocket::bind((s.intruder_ip, 0)).await.expect("bind the intruder");
+    sockets.push(intruder);
     let local: Vec<SocketAddr> = sockets.iter().map(|s| s.local_addr().expect("addr")).collect();
-    let customer_rtp = s.customer_sdp.unwrap_or(local[0]);
-    let c_remote = remote(customer_rtp, local[1], s.customer_types);
+    let c_remote = customer_remote(s, local[0], local[1]);
     call.handle.set_remote(Leg::Customer, c_remote).expect("sdp");
     call.handle.set_remote(Leg::Agent, remote(local[2], local[3], s.agent_types)).expect("sdp");
     let relay = [call.handle.local(Leg::Customer), call.handle.local(Leg::Agent)];
@@ -658,7 +676,7 @@ pub async fn over_udp(s: &Scenario, ports: u16) -> Outcome {
     let start = tokio::time::Instant::now();
     let sockets = std::sync::Arc::new(sockets);
     let mut receivers = Vec::new();
-    for i in 0..4 {
+    for i in 0..5 {
         let sockets = std::sync::Arc::clone(&sockets);
         receivers.push(tokio::spawn(async move {
             let mut got = Vec::new();
@@ -706,9 +724,9 @@ pub async fn over_udp(s: &Scenario, ports: u16) -> Outcome {
         events.push(e);
     }
     drop(threads);
-    let [customer, customer_rtcp, agent, agent_rtcp]: [Vec<_>; 4] =
-        heard.try_into().expect("four receivers");
-    Outcome { agent, agent_rtcp, customer, customer_rtcp, events, metrics }
+    let [customer, customer_rtcp, agent, agent_rtcp, intruder]: [Vec<_>; 5] =
+        heard.try_into().expect("five receivers");
+    Outcome { agent, agent_rtcp, customer, customer_rtcp, intruder, events, metrics }
 }
 
 fn leg_index(leg: Leg) -> usize {

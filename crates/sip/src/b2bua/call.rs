@@ -252,6 +252,12 @@ impl Call {
         }
     }
 
+    /// The IP address a leg's signalling goes to (the relay may accept that leg's media from
+    /// it: `[media] latch_from = "sip-peer"`).
+    pub(crate) fn sip_peer(&self, leg: Leg) -> Option<IpAddr> {
+        self.dialog(leg).map(|d| d.peer.addr.ip())
+    }
+
     pub(crate) fn dialog_mut(&mut self, leg: Leg) -> Option<&mut Dialog> {
         match leg {
             Leg::Customer => Some(&mut self.customer),

@@ -79,7 +79,8 @@ impl<M: MediaControl> Core<M> {
                 {
                     Ok((body, info)) => {
                         let id = call.id.clone();
-                        self.media.update(&id, Leg::Customer, &info);
+                        let sip_peer = call.sip_peer(Leg::Customer);
+                        self.media.update(&id, Leg::Customer, &info, sip_peer);
                         body
                     }
                     Err(_) => {
@@ -120,7 +121,8 @@ impl<M: MediaControl> Core<M> {
             info.codecs.retain(|(_, c)| policy.codecs.contains(c));
             if !info.codecs.is_empty() {
                 let id = call.id.clone();
-                self.media.update(&id, Leg::Customer, &info);
+                let sip_peer = call.sip_peer(Leg::Customer);
+                self.media.update(&id, Leg::Customer, &info, sip_peer);
             }
         }
     }
@@ -146,7 +148,8 @@ impl<M: MediaControl> Core<M> {
             {
                 Ok((body, info)) => {
                     let call_id = call.id.clone();
-                    self.media.update(&call_id, Leg::Customer, &info);
+                    let sip_peer = call.sip_peer(Leg::Customer);
+                    self.media.update(&call_id, Leg::Customer, &info, sip_peer);
                     Some(body)
                 }
                 Err(_) => {

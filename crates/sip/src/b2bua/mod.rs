@@ -523,6 +523,7 @@ impl<M: MediaControl> Core<M> {
             mask_mode: profile.mask_mode,
             lookahead_ms: profile.lookahead_ms,
             latching: profile.latching,
+            latch_from: profile.latch_from,
             customer_only: matches!(profile.mode, Mode::Ivr),
         };
         let media = match self.media.open(&call, &settings) {
@@ -561,7 +562,7 @@ impl<M: MediaControl> Core<M> {
             .and_then(|h| headers.get_raw(&Name::unknown(BytesStr::from(h.clone()))).next())
             .map(|v| v.to_string());
         if let Some((_, info)) = &offer {
-            self.media.update(&call, Leg::Customer, info);
+            self.media.update(&call, Leg::Customer, info, Some(from.addr.ip()));
         }
         let key = self.next_key;
         self.next_key += 1;
@@ -917,6 +918,7 @@ impl<M: MediaControl> Core<M> {
         }
         let policy = self.profiles[call.profile].codecs.clone();
         let call_id = call.id.clone();
+        let sip_peer = call.sip_peer(leg);
         let body = if let Some(offer) = body.sdp {
             // An offer: the originator's stream changes now; the other leg sees our side.
             let rewritten = sdp::parse(&offer).and_then(|s| {
@@ -928,7 +930,7 @@ impl<M: MediaControl> Core<M> {
                 self.respond_code(now, id, &request.headers, 488, tag.as_deref());
                 return;
             };
-            self.media.update(&call_id, leg, &info);
+            self.media.update(&call_id, leg, &info, sip_peer);
             Some(("application/sdp".to_owned(), rewritten))
         } else {
             body.other
@@ -1002,7 +1004,7 @@ impl<M: MediaControl> Core<M> {
                 if let Some(other) = call.dialog_mut(held.leg) {
                     body = sdp::rewrite(&parsed, &mut other.sdp, &policy).ok();
                 }
-                self.media.update(&call_id, leg, &info);
+                self.media.update(&call_id, leg, &info, call.sip_peer(leg));
             }
         }
         self.send_ack(now, key, held.leg, held.cseq, body);
@@ -1143,7 +1145,7 @@ impl<M: MediaControl> Core<M> {
                 if let Ok(body) = sdp::rewrite(&parsed, &mut call.customer.sdp, &profile.codecs) {
                     out.body = build::set_body(&mut out.headers, "application/sdp", body);
                 }
-                self.media.update(&call.id, Leg::Agent, &info);
+                self.media.update(&call.id, Leg::Agent, &info, call.sip_peer(Leg::Agent));
             }
         }
         if is_final {
@@ -1195,7 +1197,7 @@ impl<M: MediaControl> Core<M> {
                 if let Some(origin) = call.dialog_mut(from) {
                     body = sdp::rewrite(&parsed, &mut origin.sdp, &policy).ok();
                 }
-                self.media.update(&call_id, from.other(), &info);
+                self.media.update(&call_id, from.other(), &info, call.sip_peer(from.other()));
             }
         }
         let Some(call) = self.calls.get_mut(&key) else { return };

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use ezk_sip_types::{Method, Name};
 use ivrpay_sip::b2bua::{CallEvent, EndReason};
-use ivrpay_sip::media::Leg;
+use ivrpay_sip::media::{LatchFrom, Leg};
 use ivrpay_sip::message::{Message, Request};
 
 use crate::sim::{
-    AGENT, AGENT2, CUSTOMER, OFFER, Sim, answer, header, header_named, invite, reply,
+    AGENT, AGENT2, CUSTOMER, OFFER, PROFILE, Sim, answer, header, header_named, invite, reply,
 };
 
 /// An answered call as its two peers know it.
@@ -595,6 +595,40 @@ fn early_media_flows_through_the_relay() {
     assert_eq!(progress.status(), 183);
     assert!(String::from_utf8_lossy(&progress.body).contains("m=audio 30000"));
     assert!(sim.core.media().updates.iter().any(|u| u.1 == Leg::Agent));
+}
+
+/// The relay latches a leg's media onto its SIP peer's IP when the profile says
+/// `latch_from = "sip-peer"`: it is told the customer's INVITE source, the agent target's
+/// address for early media, and the agent's 2xx Contact once answered.
+#[test]
+fn the_relay_is_told_each_legs_sip_peer_and_the_profiles_latch_from() {
+    let media = "[media]\ncodecs = [\"PCMU\"]\ntelephone_event = true\nlatching = true\n";
+    let mut sim = Sim::with_profile(&format!("{PROFILE}{media}latch_from = \"sip-peer\"\n"));
+    sim.send(CUSTOMER, &invite("call-peer", "z9hG4bKp1", Some(OFFER), ""));
+    assert_eq!(sim.take_response(CUSTOMER).status(), 100);
+    let agent_invite = sim.take_request(AGENT);
+    let sdp = answer(9000, "sendrecv");
+    sim.send_message(AGENT, &reply(&agent_invite, 183, Some("ap"), Some(&sdp), &[]));
+    assert_eq!(sim.take_response(CUSTOMER).status(), 183);
+    let contact = [("Contact", "<sip:agent@127.0.0.3:5090>")];
+    sim.send_message(AGENT, &reply(&agent_invite, 200, Some("ap"), Some(&sdp), &contact));
+    assert_eq!(sim.take_request("127.0.0.3:5090").method, Method::ACK);
+    let relay = sim.core.media();
+    assert_eq!(relay.settings[0].latch_from, LatchFrom::SignallingPeer);
+    let told: Vec<_> = relay.updates.iter().map(|u| u.1).zip(relay.sip_peers.clone()).collect();
+    let ip = |s: &str| Some(s.parse().expect("ip"));
+    assert_eq!(
+        told,
+        [
+            (Leg::Customer, ip("127.0.0.1")),
+            (Leg::Agent, ip("127.0.0.1")),
+            (Leg::Agent, ip("127.0.0.3")),
+        ]
+    );
+    // By default the relay latches onto the SDP's address alone.
+    let mut sim = Sim::new();
+    sim.send(CUSTOMER, &invite("call-sdp", "z9hG4bKp2", Some(OFFER), ""));
+    assert_eq!(sim.core.media().settings[0].latch_from, LatchFrom::Sdp);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! and the agents (127.0.0.1:5080 and :5082), the clock moves only when told.
 
 use std::collections::VecDeque;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -30,6 +30,8 @@ pub struct Recorder {
     pub opened: Vec<CallId>,
     pub settings: Vec<MediaSettings>,
     pub updates: Vec<(CallId, Leg, StreamInfo)>,
+    /// The SIP peer given with each update, in the same order.
+    pub sip_peers: Vec<Option<IpAddr>>,
     pub closed: Vec<CallId>,
     pub next_port: u16,
     pub fail: bool,
@@ -54,8 +56,9 @@ impl MediaControl for Recorder {
         })
     }
 
-    fn update(&mut self, call: &CallId, leg: Leg, stream: &StreamInfo) {
+    fn update(&mut self, call: &CallId, leg: Leg, stream: &StreamInfo, sip_peer: Option<IpAddr>) {
         self.updates.push((call.clone(), leg, stream.clone()));
+        self.sip_peers.push(sip_peer);
     }
 
     fn close(&mut self, call: &CallId) {
