@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use sqlx::types::Json;
 
 use crate::Store;
-use crate::backend::{on_pool, on_tx};
+use crate::backend::{on_pool, on_tx, write_one};
 use crate::error::StoreError;
 use crate::id::{ApiKeyId, TenantId};
 use crate::time::Timestamp;
@@ -92,25 +92,22 @@ impl Store {
         let (tenant, name, scopes, hash) =
             (tenant.clone(), name.to_owned(), scopes.to_vec(), *hash);
         let id = ApiKeyId::generate(now);
-        self.write_statement(move |tx| {
-            Box::pin(async move {
-                on_tx!(tx, c => sqlx::query(
-                    "INSERT INTO api_keys (id, tenant_id, name, secret_hash, scopes, created_at_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(id.as_str())
-                .bind(tenant.as_str())
-                .bind(&name)
-                .bind(hash.as_bytes().as_slice())
-                .bind(Json(&scopes))
-                .bind(now.unix_ms())
-                .execute(&mut **c)
-                .await?
-                .rows_affected());
-                Ok(id)
-            })
-        })
-        .await
+        let key = id.clone();
+        write_one!(
+            self,
+            sqlx::query(
+                "INSERT INTO api_keys (id, tenant_id, name, secret_hash, scopes, created_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(key.as_str())
+            .bind(tenant.as_str())
+            .bind(&name)
+            .bind(hash.as_bytes().as_slice())
+            .bind(Json(&scopes))
+            .bind(now.unix_ms())
+        )
+        .await?;
+        Ok(id)
     }
 
     /// The unrevoked key whose secret hashes to `hash`.
@@ -150,20 +147,16 @@ impl Store {
     /// [`StoreError::Database`] on failure.
     pub async fn revoke_api_key(&self, id: &ApiKeyId, now: Timestamp) -> Result<bool, StoreError> {
         let id = id.clone();
-        self.write_statement(move |tx| {
-            Box::pin(async move {
-                let changed = on_tx!(tx, c => sqlx::query(
-                    "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL",
-                )
-                .bind(id.as_str())
-                .bind(now.unix_ms())
-                .execute(&mut **c)
-                .await?
-                .rows_affected());
-                Ok(changed == 1)
-            })
-        })
-        .await
+        let changed = write_one!(
+            self,
+            sqlx::query(
+                "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL",
+            )
+            .bind(id.as_str())
+            .bind(now.unix_ms())
+        )
+        .await?;
+        Ok(changed == 1)
     }
 
     /// Appends to the audit log. Rows can never be changed or deleted afterwards: both

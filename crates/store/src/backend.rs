@@ -208,7 +208,21 @@ macro_rules! on_pool {
     };
 }
 
-pub(crate) use {on_pool, on_tx};
+/// One statement as a write ([`Store::write_statement`]), answering how many rows it changed
+/// (a future of `Result<u64, StoreError>`). `$query` is the statement with its binds, made
+/// of owned values that it moves to wherever the write runs; like [`on_tx!`]'s body, it is
+/// compiled once per backend.
+macro_rules! write_one {
+    ($store:expr, $query:expr) => {
+        $store.write_statement(move |tx| {
+            Box::pin(async move {
+                Ok($crate::backend::on_tx!(tx, c => $query.execute(&mut **c).await?.rows_affected()))
+            })
+        })
+    };
+}
+
+pub(crate) use {on_pool, on_tx, write_one};
 
 impl Tx {
     async fn commit(self) -> Result<(), StoreError> {

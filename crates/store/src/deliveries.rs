@@ -15,7 +15,7 @@ use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
 use crate::Store;
-use crate::backend::{Tx, Urgency, on_pool, on_tx};
+use crate::backend::{Tx, Urgency, on_pool, write_one};
 use crate::error::StoreError;
 use crate::events::EventType;
 use crate::id::{DeliveryId, EventId, SinkId, TenantId};
@@ -73,6 +73,20 @@ pub enum DeliveryResult {
         /// HTTP status, if any.
         status: Option<i64>,
     },
+}
+
+impl DeliveryResult {
+    /// The delivery's new `status`, `next_attempt_at_ms` (kept when `None`), `last_error`
+    /// and `last_status`.
+    pub(crate) fn columns(&self) -> (&'static str, Option<i64>, Option<&str>, Option<i64>) {
+        match self {
+            Self::Delivered { status } => ("delivered", None, None, *status),
+            Self::Retry { next_attempt_at, error, status } => {
+                ("pending", Some(next_attempt_at.unix_ms()), Some(error.as_str()), *status)
+            }
+            Self::Dead { error, status } => ("dead", None, Some(error.as_str()), *status),
+        }
+    }
 }
 
 /// Where a delivery stands.
@@ -227,37 +241,25 @@ impl Store {
         result: &DeliveryResult,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let (id, result) = (id.clone(), result.clone());
-        self.write_statement(move |tx| {
-            Box::pin(async move {
-                let (status, next, error, http) = match &result {
-                    DeliveryResult::Delivered { status } => ("delivered", None, None, *status),
-                    DeliveryResult::Retry { next_attempt_at, error, status } => {
-                        ("pending", Some(next_attempt_at.unix_ms()), Some(error.as_str()), *status)
-                    }
-                    DeliveryResult::Dead { error, status } => {
-                        ("dead", None, Some(error.as_str()), *status)
-                    }
-                };
-                let changed = on_tx!(tx, c => sqlx::query(
-                    "UPDATE deliveries SET status = $3, next_attempt_at_ms = COALESCE($4, next_attempt_at_ms),
-                         last_error = $5, last_status = $6, lease_until_ms = NULL, updated_at_ms = $7
-                     WHERE id = $1 AND attempts = $2 AND status = 'sending'",
-                )
-                .bind(id.as_str())
-                .bind(attempts)
-                .bind(status)
-                .bind(next)
-                .bind(error)
-                .bind(http)
-                .bind(now.unix_ms())
-                .execute(&mut **c)
-                .await?
-                .rows_affected());
-                Ok(changed == 1)
-            })
-        })
-        .await
+        let (status, next, error, http) = result.columns();
+        let (id, error) = (id.clone(), error.map(str::to_owned));
+        let changed = write_one!(
+            self,
+            sqlx::query(
+                "UPDATE deliveries SET status = $3, next_attempt_at_ms = COALESCE($4, next_attempt_at_ms),
+                     last_error = $5, last_status = $6, lease_until_ms = NULL, updated_at_ms = $7
+                 WHERE id = $1 AND attempts = $2 AND status = 'sending'",
+            )
+            .bind(id.as_str())
+            .bind(attempts)
+            .bind(status)
+            .bind(next)
+            .bind(error.as_deref())
+            .bind(http)
+            .bind(now.unix_ms())
+        )
+        .await?;
+        Ok(changed == 1)
     }
 
     /// Where a delivery stands.

@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::Store;
 use sqlx::types::Json;
 
-use crate::backend::{Tx, Urgency, on_pool, on_tx};
+use crate::backend::{Tx, Urgency, on_pool, on_tx, write_one};
 use crate::deliveries::DeliveryResult;
 use crate::error::StoreError;
 use crate::events::{EventType, emit};
@@ -133,15 +133,7 @@ impl Store {
         let rows: Vec<Value> = attempts
             .iter()
             .map(|a| {
-                let (status, next, error, http) = match &a.result {
-                    DeliveryResult::Delivered { status } => ("delivered", None, None, *status),
-                    DeliveryResult::Retry { next_attempt_at, error, status } => {
-                        ("pending", Some(next_attempt_at.unix_ms()), Some(error.as_str()), *status)
-                    }
-                    DeliveryResult::Dead { error, status } => {
-                        ("dead", None, Some(error.as_str()), *status)
-                    }
-                };
+                let (status, next, error, http) = a.result.columns();
                 serde_json::json!({
                     "id": a.delivery_id.as_str(), "tenant": a.tenant_id.as_str(), "attempt": a.attempt,
                     "status": status, "next": next, "error": error, "http": http,
@@ -321,25 +313,20 @@ impl Store {
         now: Timestamp,
     ) -> Result<DeliveryRecord, StoreError> {
         let (owner, delivery) = (tenant.cloned(), id.clone());
-        let changed = self
-            .write_statement(move |tx| {
-                Box::pin(async move {
-                    Ok(on_tx!(tx, c => sqlx::query(
-                        "UPDATE deliveries SET next_attempt_at_ms = $3, updated_at_ms = $3,
-                             attempts = CASE WHEN status = 'pending' THEN attempts ELSE 0 END,
-                             status = 'pending'
-                         WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2)
-                           AND status IN ('pending', 'dead', 'delivered')",
-                    )
-                    .bind(delivery.as_str())
-                    .bind(owner.as_ref().map(TenantId::as_str))
-                    .bind(now.unix_ms())
-                    .execute(&mut **c)
-                    .await?
-                    .rows_affected()))
-                })
-            })
-            .await?;
+        let changed = write_one!(
+            self,
+            sqlx::query(
+                "UPDATE deliveries SET next_attempt_at_ms = $3, updated_at_ms = $3,
+                     attempts = CASE WHEN status = 'pending' THEN attempts ELSE 0 END,
+                     status = 'pending'
+                 WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2)
+                   AND status IN ('pending', 'dead', 'delivered')",
+            )
+            .bind(delivery.as_str())
+            .bind(owner.as_ref().map(TenantId::as_str))
+            .bind(now.unix_ms())
+        )
+        .await?;
         let record = self.delivery(tenant, id).await?;
         if changed == 0 {
             return Err(StoreError::InvalidState { operation: "retry a delivery being sent" });

@@ -16,7 +16,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use crate::Store;
-use crate::backend::{Tx, Urgency, on_pool, on_tx};
+use crate::backend::{Tx, Urgency, on_pool, write_one};
 use crate::error::StoreError;
 use crate::id::{EventId, SinkId, TenantId};
 use crate::time::Timestamp;
@@ -593,22 +593,18 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let (id, name) = (id.clone(), name.to_owned());
-        self.write_statement(move |tx| {
-            Box::pin(async move {
-                on_tx!(tx, c => sqlx::query(
-                    "INSERT INTO tenants (id, name, event_seq, created_at_ms) VALUES ($1, $2, 0, $3)
-                     ON CONFLICT (id) DO NOTHING",
-                )
-                .bind(id.as_str())
-                .bind(&name)
-                .bind(now.unix_ms())
-                .execute(&mut **c)
-                .await?
-                .rows_affected());
-                Ok(())
-            })
-        })
-        .await
+        write_one!(
+            self,
+            sqlx::query(
+                "INSERT INTO tenants (id, name, event_seq, created_at_ms) VALUES ($1, $2, 0, $3)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id.as_str())
+            .bind(&name)
+            .bind(now.unix_ms())
+        )
+        .await?;
+        Ok(())
     }
 
     /// The tenant's events with `seq > since`, oldest first, at most `limit`: the feed a
@@ -667,18 +663,14 @@ impl Store {
     /// [`StoreError::Database`] when the statement fails.
     pub async fn mark_published(&self, event: &EventId, now: Timestamp) -> Result<(), StoreError> {
         let event = event.clone();
-        self.write_statement(move |tx| {
-            Box::pin(async move {
-                on_tx!(tx, c => sqlx::query("UPDATE outbox SET published_at_ms = $2 WHERE id = $1")
-                    .bind(event.as_str())
-                    .bind(now.unix_ms())
-                    .execute(&mut **c)
-                    .await?
-                    .rows_affected());
-                Ok(())
-            })
-        })
-        .await
+        write_one!(
+            self,
+            sqlx::query("UPDATE outbox SET published_at_ms = $2 WHERE id = $1")
+                .bind(event.as_str())
+                .bind(now.unix_ms())
+        )
+        .await?;
+        Ok(())
     }
 
     /// Adds a sink; every later event of a type it subscribes to gets a delivery row for it.
@@ -688,26 +680,23 @@ impl Store {
     pub async fn add_sink(&self, sink: &NewSink, now: Timestamp) -> Result<SinkId, StoreError> {
         let sink = sink.clone();
         let id = SinkId::generate(now);
-        self.write_statement(move |tx| {
-            Box::pin(async move {
-                on_tx!(tx, c => sqlx::query(
-                    "INSERT INTO sinks (id, tenant_id, kind, name, event_types, config, enabled, created_at_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
-                )
-                .bind(id.as_str())
-                .bind(sink.tenant_id.as_str())
-                .bind(&sink.kind)
-                .bind(&sink.name)
-                .bind(Json(&sink.event_types))
-                .bind(Json(&sink.config))
-                .bind(now.unix_ms())
-                .execute(&mut **c)
-                .await?
-                .rows_affected());
-                Ok(id)
-            })
-        })
-        .await
+        let sink_id = id.clone();
+        write_one!(
+            self,
+            sqlx::query(
+                "INSERT INTO sinks (id, tenant_id, kind, name, event_types, config, enabled, created_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
+            )
+            .bind(sink_id.as_str())
+            .bind(sink.tenant_id.as_str())
+            .bind(&sink.kind)
+            .bind(&sink.name)
+            .bind(Json(&sink.event_types))
+            .bind(Json(&sink.config))
+            .bind(now.unix_ms())
+        )
+        .await?;
+        Ok(id)
     }
 
     /// Enables or disables a sink (disabled sinks get no new deliveries).
@@ -716,18 +705,13 @@ impl Store {
     /// [`StoreError::NotFound`] for an unknown sink.
     pub async fn set_sink_enabled(&self, sink: &SinkId, enabled: bool) -> Result<(), StoreError> {
         let sink = sink.clone();
-        let done = self
-            .write_statement(move |tx| {
-                Box::pin(async move {
-                    Ok(on_tx!(tx, c => sqlx::query("UPDATE sinks SET enabled = $2 WHERE id = $1")
-                        .bind(sink.as_str())
-                        .bind(enabled)
-                        .execute(&mut **c)
-                        .await?
-                        .rows_affected()))
-                })
-            })
-            .await?;
+        let done = write_one!(
+            self,
+            sqlx::query("UPDATE sinks SET enabled = $2 WHERE id = $1")
+                .bind(sink.as_str())
+                .bind(enabled)
+        )
+        .await?;
         if done == 0 {
             return Err(StoreError::NotFound { kind: "sink" });
         }

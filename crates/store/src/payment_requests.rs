@@ -9,7 +9,7 @@
 //! unique index), so short references are reused once their request is over.
 
 use crate::Store;
-use crate::backend::{Urgency, on_pool, on_tx};
+use crate::backend::{Urgency, on_pool, on_tx, write_one};
 use crate::currency::{CurrencyCode, minor_to_db, money_from_db};
 use crate::error::StoreError;
 use crate::id::{CallId, PaymentId, PaymentRequestId, SessionId, TenantId};
@@ -243,25 +243,21 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let (tenant, id, call) = (tenant.clone(), id.clone(), call.clone());
-        self.write_statement(move |tx| {
-            Box::pin(async move {
-                let done = on_tx!(tx, c => sqlx::query(
-                    "UPDATE payment_requests
-                     SET status = CASE WHEN expires_at_ms <= $4 THEN 'expired' ELSE 'open' END,
-                         call_id = NULL, updated_at_ms = $4
-                     WHERE tenant_id = $1 AND id = $2 AND status = 'claimed' AND call_id = $3"
-                )
-                .bind(tenant.as_str())
-                .bind(id.as_str())
-                .bind(call.as_str())
-                .bind(now.unix_ms())
-                .execute(&mut **c)
-                .await?
-                .rows_affected());
-                Ok(done == 1)
-            })
-        })
-        .await
+        let changed = write_one!(
+            self,
+            sqlx::query(
+                "UPDATE payment_requests
+                 SET status = CASE WHEN expires_at_ms <= $4 THEN 'expired' ELSE 'open' END,
+                     call_id = NULL, updated_at_ms = $4
+                 WHERE tenant_id = $1 AND id = $2 AND status = 'claimed' AND call_id = $3"
+            )
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .bind(call.as_str())
+            .bind(now.unix_ms())
+        )
+        .await?;
+        Ok(changed == 1)
     }
 
     /// Marks a request `call` claimed as paid by `session` (its payment succeeded).

@@ -10,7 +10,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use crate::Store;
-use crate::backend::{Urgency, on_pool, on_tx};
+use crate::backend::{Urgency, on_pool, on_tx, write_one};
 use crate::error::StoreError;
 use crate::id::{SinkId, TenantId};
 use crate::time::Timestamp;
@@ -136,22 +136,17 @@ impl Store {
         enabled: bool,
     ) -> Result<(), StoreError> {
         let (id, event_types, config) = (id.clone(), event_types.to_vec(), config.clone());
-        let done = self
-            .write_statement(move |tx| {
-                Box::pin(async move {
-                    Ok(on_tx!(tx, c => sqlx::query(
-                        "UPDATE sinks SET event_types = $2, config = $3, enabled = $4 WHERE id = $1",
-                    )
-                    .bind(id.as_str())
-                    .bind(Json(&event_types))
-                    .bind(Json(&config))
-                    .bind(enabled)
-                    .execute(&mut **c)
-                    .await?
-                    .rows_affected()))
-                })
-            })
-            .await?;
+        let done = write_one!(
+            self,
+            sqlx::query(
+                "UPDATE sinks SET event_types = $2, config = $3, enabled = $4 WHERE id = $1",
+            )
+            .bind(id.as_str())
+            .bind(Json(&event_types))
+            .bind(Json(&config))
+            .bind(enabled)
+        )
+        .await?;
         if done == 0 {
             return Err(StoreError::NotFound { kind: "sink" });
         }

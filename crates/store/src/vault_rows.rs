@@ -5,7 +5,7 @@
 //! cannot turn a token back into a PAN.
 
 use crate::Store;
-use crate::backend::{Tx, Urgency, on_pool, on_tx};
+use crate::backend::{Tx, Urgency, on_pool, on_tx, write_one};
 use crate::error::StoreError;
 use crate::id::{DataKeyId, TenantId, TokenId};
 use crate::time::Timestamp;
@@ -150,25 +150,20 @@ impl Store {
         row: &DataKeyRow,
     ) -> Result<DataKeyRow, StoreError> {
         let key = row.clone();
-        self.write_statement(move |tx| {
-            Box::pin(async move {
-                on_tx!(tx, c => sqlx::query(
-                    "INSERT INTO data_keys (id, tenant_id, purpose, master_key_id, wrapped_key, active, created_at_ms)
-                     VALUES ($1, $2, $3, $4, $5, TRUE, $6)
-                     ON CONFLICT (tenant_id, purpose) WHERE active DO NOTHING",
-                )
-                .bind(key.id.as_str())
-                .bind(key.tenant_id.as_str())
-                .bind(key.purpose.as_str())
-                .bind(&key.master_key_id)
-                .bind(&key.wrapped_key)
-                .bind(key.created_at.unix_ms())
-                .execute(&mut **c)
-                .await?
-                .rows_affected());
-                Ok(())
-            })
-        })
+        write_one!(
+            self,
+            sqlx::query(
+                "INSERT INTO data_keys (id, tenant_id, purpose, master_key_id, wrapped_key, active, created_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, TRUE, $6)
+                 ON CONFLICT (tenant_id, purpose) WHERE active DO NOTHING",
+            )
+            .bind(key.id.as_str())
+            .bind(key.tenant_id.as_str())
+            .bind(key.purpose.as_str())
+            .bind(&key.master_key_id)
+            .bind(&key.wrapped_key)
+            .bind(key.created_at.unix_ms())
+        )
         .await?;
         self.active_data_key(&row.tenant_id, row.purpose)
             .await?
@@ -241,24 +236,20 @@ impl Store {
         let (id, old_master, new_master) =
             (id.clone(), old_master.to_owned(), new_master.to_owned());
         let new_wrapped = new_wrapped.to_vec();
-        self.write_statement(move |tx| {
-            Box::pin(async move {
-                let changed = on_tx!(tx, c => sqlx::query(
-                    "UPDATE data_keys SET master_key_id = $3, wrapped_key = $4, rewrapped_at_ms = $5
-                     WHERE id = $1 AND master_key_id = $2",
-                )
-                .bind(id.as_str())
-                .bind(&old_master)
-                .bind(&new_master)
-                .bind(&new_wrapped)
-                .bind(now.unix_ms())
-                .execute(&mut **c)
-                .await?
-                .rows_affected());
-                Ok(changed == 1)
-            })
-        })
-        .await
+        let changed = write_one!(
+            self,
+            sqlx::query(
+                "UPDATE data_keys SET master_key_id = $3, wrapped_key = $4, rewrapped_at_ms = $5
+                 WHERE id = $1 AND master_key_id = $2",
+            )
+            .bind(id.as_str())
+            .bind(&old_master)
+            .bind(&new_master)
+            .bind(&new_wrapped)
+            .bind(now.unix_ms())
+        )
+        .await?;
+        Ok(changed == 1)
     }
 
     /// How many data keys each master key wraps, by master key id.
@@ -355,21 +346,18 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.write_statement(move |tx| {
-            Box::pin(async move {
-                let changed = on_tx!(tx, c => sqlx::query(
-                    "UPDATE tokens SET used_at_ms = $3 WHERE tenant_id = $1 AND id = $2 AND used_at_ms IS NULL",
-                )
-                .bind(tenant.as_str())
-                .bind(id.as_str())
-                .bind(now.unix_ms())
-                .execute(&mut **c)
-                .await?
-                .rows_affected());
-                Ok(changed == 1)
-            })
-        })
-        .await
+        let changed = write_one!(
+            self,
+            sqlx::query(
+                "UPDATE tokens SET used_at_ms = $3
+                 WHERE tenant_id = $1 AND id = $2 AND used_at_ms IS NULL",
+            )
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .bind(now.unix_ms())
+        )
+        .await?;
+        Ok(changed == 1)
     }
 
     /// Deletes a token (its ciphertext is overwritten on SQLite: `secure_delete`). Returns
