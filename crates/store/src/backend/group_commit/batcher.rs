@@ -305,6 +305,19 @@ mod tests {
             }
         }
 
+        /// `a` committed into batch 1 and waits for it; `b`, behind it, holds the connection
+        /// with its transaction begun.
+        fn a_committed_and_b_begun() -> Sim {
+            let mut s = Sim::new();
+            assert!(s.arrive_and_begin("a", URGENT));
+            s.b.arrive("b", URGENT);
+            let Committed::Wait { batch: 1, .. } = s.commit(0) else { panic!("b is in line") };
+            let _ = s.b.release();
+            assert_eq!(s.grant(), Some("b"));
+            s.sql.push(s.b.begin());
+            s
+        }
+
         /// The holder commits at `ms`; a `CommitNow` is run and succeeds.
         fn commit(&mut self, ms: u64) -> Committed {
             let committed = self.b.commit(self.at(ms));
@@ -449,13 +462,7 @@ mod tests {
 
     #[test]
     fn a_writer_that_goes_away_last_asks_for_the_open_batch_to_be_closed() {
-        let mut s = Sim::new();
-        assert!(s.arrive_and_begin("a", URGENT));
-        s.b.arrive("b", URGENT);
-        let Committed::Wait { batch: 1, .. } = s.commit(0) else { panic!("b is in line") };
-        let _ = s.b.release();
-        assert_eq!(s.grant(), Some("b"));
-        s.sql.push(s.b.begin());
+        let mut s = Sim::a_committed_and_b_begun();
         assert!(s.b.release(), "b dropped its transaction and nobody is left to commit a's");
         s.b.arrive("closer", Turn::Close(None));
         assert_eq!(s.grant(), Some("closer"));
@@ -470,13 +477,7 @@ mod tests {
 
     #[test]
     fn a_failed_batch_fails_every_member_and_the_next_writer_begins_a_new_one() {
-        let mut s = Sim::new();
-        assert!(s.arrive_and_begin("a", URGENT));
-        s.b.arrive("b", URGENT);
-        let Committed::Wait { batch: 1, .. } = s.commit(0) else { panic!("b is in line") };
-        let _ = s.b.release();
-        assert_eq!(s.grant(), Some("b"));
-        s.sql.push(s.b.begin());
+        let mut s = Sim::a_committed_and_b_begun();
         let Committed::CommitNow { batch: 1, .. } = s.b.commit(s.at(1)) else { panic!("last") };
         // The COMMIT fails (the disk is full): both members are told.
         assert_eq!(s.b.closed(Err("disk full".to_owned())), 1);
