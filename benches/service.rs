@@ -116,8 +116,8 @@ struct Fixture {
 
 async fn fixture(name: &str) -> Fixture {
     let db = match name {
-        "sqlite-full" => TestDatabase::sqlite_with(SqliteDurability::Full).await,
-        "sqlite-normal" => TestDatabase::sqlite_with(SqliteDurability::Normal).await,
+        "sqlite-full" => TestDatabase::sqlite_as_served(SqliteDurability::Full).await,
+        "sqlite-normal" => TestDatabase::sqlite_as_served(SqliteDurability::Normal).await,
         _ => TestDatabase::postgres().await,
     }
     .unwrap_or_else(|e| panic!("{name}: {e}"));

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use sqlx::types::Json;
 
 use crate::Store;
-use crate::backend::{on_pool, write_one};
+use crate::backend::{on_pool, on_tx, write_one};
 use crate::error::StoreError;
 use crate::id::{ApiKeyId, TenantId};
 use crate::time::Timestamp;
@@ -91,33 +91,22 @@ impl Store {
     ) -> Result<ApiKeyId, StoreError> {
         let (tenant, name, scopes, hash) =
             (tenant.clone(), name.to_owned(), scopes.to_vec(), *hash);
-        self.on_writer(move |store| async move {
-            store.insert_api_key_in_writer(&tenant, &name, &scopes, &hash, now).await
-        })
-        .await
-    }
-
-    async fn insert_api_key_in_writer(
-        &self,
-        tenant: &TenantId,
-        name: &str,
-        scopes: &[String],
-        hash: &ApiKeyHash,
-        now: Timestamp,
-    ) -> Result<ApiKeyId, StoreError> {
         let id = ApiKeyId::generate(now);
-        write_one!(self, p => sqlx::query(
-            "INSERT INTO api_keys (id, tenant_id, name, secret_hash, scopes, created_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6)",
+        let key = id.clone();
+        write_one!(
+            self,
+            sqlx::query(
+                "INSERT INTO api_keys (id, tenant_id, name, secret_hash, scopes, created_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(key.as_str())
+            .bind(tenant.as_str())
+            .bind(&name)
+            .bind(hash.as_bytes().as_slice())
+            .bind(Json(&scopes))
+            .bind(now.unix_ms())
         )
-        .bind(id.as_str())
-        .bind(tenant.as_str())
-        .bind(name)
-        .bind(hash.as_bytes().as_slice())
-        .bind(Json(scopes))
-        .bind(now.unix_ms())
-        .execute(p)
-        .await?.rows_affected());
+        .await?;
         Ok(id)
     }
 
@@ -158,23 +147,15 @@ impl Store {
     /// [`StoreError::Database`] on failure.
     pub async fn revoke_api_key(&self, id: &ApiKeyId, now: Timestamp) -> Result<bool, StoreError> {
         let id = id.clone();
-        self.on_writer(move |store| async move { store.revoke_api_key_in_writer(&id, now).await })
-            .await
-    }
-
-    async fn revoke_api_key_in_writer(
-        &self,
-        id: &ApiKeyId,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let changed = write_one!(self, p => sqlx::query(
-            "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL",
+        let changed = write_one!(
+            self,
+            sqlx::query(
+                "UPDATE api_keys SET revoked_at_ms = $2 WHERE id = $1 AND revoked_at_ms IS NULL",
+            )
+            .bind(id.as_str())
+            .bind(now.unix_ms())
         )
-        .bind(id.as_str())
-        .bind(now.unix_ms())
-        .execute(p)
-        .await?
-        .rows_affected());
+        .await?;
         Ok(changed == 1)
     }
 
@@ -194,42 +175,23 @@ impl Store {
     ) -> Result<i64, StoreError> {
         let (tenant, actor, action) = (tenant.cloned(), actor.to_owned(), action.to_owned());
         let (subject_id, detail) = (subject_id.map(str::to_owned), detail.clone());
-        self.on_writer(move |store| async move {
-            store
-                .audit_in_writer(
-                    tenant.as_ref(),
-                    &actor,
-                    &action,
-                    subject_id.as_deref(),
-                    &detail,
-                    now,
+        self.write_statement(move |tx| {
+            Box::pin(async move {
+                Ok(on_tx!(tx, c => sqlx::query_scalar(
+                    "INSERT INTO audit_log (tenant_id, at_ms, actor, action, subject_id, detail)
+                     VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
                 )
-                .await
+                .bind(tenant.as_ref().map(TenantId::as_str))
+                .bind(now.unix_ms())
+                .bind(&actor)
+                .bind(&action)
+                .bind(subject_id.as_deref())
+                .bind(Json(&detail))
+                .fetch_one(&mut **c)
+                .await?))
+            })
         })
         .await
-    }
-
-    async fn audit_in_writer(
-        &self,
-        tenant: Option<&TenantId>,
-        actor: &str,
-        action: &str,
-        subject_id: Option<&str>,
-        detail: &Value,
-        now: Timestamp,
-    ) -> Result<i64, StoreError> {
-        Ok(write_one!(self, p => sqlx::query_scalar(
-            "INSERT INTO audit_log (tenant_id, at_ms, actor, action, subject_id, detail)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING seq",
-        )
-        .bind(tenant.map(TenantId::as_str))
-        .bind(now.unix_ms())
-        .bind(actor)
-        .bind(action)
-        .bind(subject_id)
-        .bind(Json(detail))
-        .fetch_one(p)
-        .await?))
     }
 
     /// Audit entries with `seq > since`, oldest first.

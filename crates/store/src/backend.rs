@@ -1,7 +1,7 @@
-//! Opening a store on one of the two backends, and the glue that lets every operation be
-//! written once for both.
+//! Opening a store on one of the two backends, the one way to write ([`Store::write`]), and
+//! the glue that lets every operation be written once for both.
 //!
-//! The backend is an enum of two sqlx pools, not a trait object and not sqlx's `Any` driver:
+//! The backend is an enum of the two engines, not a trait object and not sqlx's `Any` driver:
 //! each operation is a plain async method whose body is expanded once per backend by the
 //! [`on_pool!`] / [`on_tx!`] macros, so both expansions are compiled and type-checked against
 //! the native driver. The SQL text is shared where the dialects agree (which is nearly
@@ -9,27 +9,42 @@
 //! both) and split where they do not (row locks: `FOR UPDATE SKIP LOCKED` on PostgreSQL,
 //! `BEGIN IMMEDIATE` on SQLite, where writers are serialised anyway). Native drivers keep
 //! native types (`jsonb`, `bytea`) and native options (WAL, busy timeout) that `Any` hides.
+//!
+//! Every write goes through [`Store::write`] (or [`Store::write_statement`]), with its whole
+//! body as one closure over owned data: on SQLite the body runs on the writer thread
+//! ([`writer_thread`]) as a savepoint of a group commit ([`group_commit`]); on PostgreSQL it
+//! runs where it is called. A [`Tx`] exists only inside such a body: nothing else can begin
+//! one, so no write can run off the writer thread.
 
+mod group_commit;
+mod writer_thread;
+
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{AssertSqlSafe, Postgres, Transaction};
 
 use crate::error::StoreError;
-use crate::group_commit::{SqliteTx, Urgency, Writer};
-use crate::writer_thread::WriterThread;
+use group_commit::{SqliteTx, Writer};
+use writer_thread::WriterThread;
+
+pub(crate) use group_commit::Urgency;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
 static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
 
-/// Pooled SQLite connections for reads (the writes have their own, see [`Writer`]).
+/// Pooled SQLite connections for reads (the writes have their own, see [`group_commit`]).
 const SQLITE_READERS: u32 = 4;
 
 /// File name of the embedded database inside the data directory.
@@ -91,15 +106,19 @@ impl StoreConfig {
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) backend: Backend,
-    /// SQLite's one writer connection, with group commit (see [`crate::group_commit`]).
-    writer: Option<Arc<Writer>>,
-    /// The thread SQLite's writes run on (see [`crate::writer_thread`]).
-    writer_thread: Option<Arc<WriterThread>>,
 }
 
+/// Each engine with what it needs.
 #[derive(Debug, Clone)]
 pub(crate) enum Backend {
-    Sqlite(SqlitePool),
+    Sqlite {
+        /// Connections for reads.
+        readers: SqlitePool,
+        /// The one writer connection, with group commit.
+        writer: Arc<Writer>,
+        /// The thread the writes run on.
+        thread: Arc<WriterThread>,
+    },
     Postgres(PgPool),
 }
 
@@ -113,15 +132,59 @@ pub enum BackendKind {
     Postgres,
 }
 
-/// An open write transaction on either backend. Dropping it without commit rolls back.
+/// An open write transaction on either backend, lent to a write's body by [`Store::write`]
+/// (which commits it when the body succeeds, and rolls it back when it fails). Neither
+/// variant can be made anywhere else.
 ///
 /// On SQLite it is a savepoint on the store's one writer connection, committed in a group
-/// (see [`crate::group_commit`]): SQLite admits one writer at a time, and queueing writers
-/// here (fairly, without polling) is far cheaper than letting them collide on the file lock,
+/// (see [`group_commit`]): SQLite admits one writer at a time, and queueing writers here
+/// (fairly, without polling) is far cheaper than letting them collide on the file lock,
 /// where SQLite's busy handler makes the losers sleep for milliseconds.
 pub(crate) enum Tx {
     Sqlite(SqliteTx),
-    Postgres(Transaction<'static, Postgres>),
+    Postgres(PgTx),
+}
+
+/// A write on PostgreSQL: a transaction, or for a single statement a pooled connection of
+/// its own (the statement commits by itself; a transaction would cost two more round trips
+/// for nothing). Derefs to the connection.
+pub(crate) struct PgTx(PgWrite);
+
+enum PgWrite {
+    Transaction(Transaction<'static, Postgres>),
+    Statement(PoolConnection<Postgres>),
+}
+
+impl Deref for PgTx {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        match &self.0 {
+            PgWrite::Transaction(tx) => tx,
+            PgWrite::Statement(conn) => conn,
+        }
+    }
+}
+
+impl DerefMut for PgTx {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        match &mut self.0 {
+            PgWrite::Transaction(tx) => tx,
+            PgWrite::Statement(conn) => conn,
+        }
+    }
+}
+
+/// A write's body: its statements on the transaction it is lent, as one future (boxed: what
+/// a write costs is its round trips, not an allocation).
+pub(crate) type WriteBody<'t, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 't>>;
+
+/// What a write is, as far as its engine cares.
+#[derive(Clone, Copy)]
+enum Scope {
+    /// Any number of statements, atomically; the urgency orders SQLite's line.
+    Transaction(Urgency),
+    /// One statement (atomic by itself).
+    Statement,
 }
 
 /// Runs `$body` with `$c` bound to the transaction of whichever backend `$tx` holds
@@ -139,40 +202,34 @@ macro_rules! on_tx {
 macro_rules! on_pool {
     ($store:expr, $p:ident => $body:expr) => {
         match &$store.backend {
-            $crate::backend::Backend::Sqlite($p) => $body,
+            $crate::backend::Backend::Sqlite { readers: $p, .. } => $body,
             $crate::backend::Backend::Postgres($p) => $body,
         }
     };
 }
 
-/// Runs a single-statement write `$body` (`$p` bound to the executor, as in [`on_pool!`]).
-/// On PostgreSQL it commits by itself on a pooled connection (a transaction would cost two
-/// more round trips for nothing); on SQLite it is a transaction on the writer connection,
-/// committed with its group (see [`Tx`]).
+/// One statement as a write ([`Store::write_statement`]), answering how many rows it changed
+/// (a future of `Result<u64, StoreError>`). `$query` is the statement with its binds, made
+/// of owned values that it moves to wherever the write runs; like [`on_tx!`]'s body, it is
+/// compiled once per backend.
 macro_rules! write_one {
-    ($store:expr, $p:ident => $body:expr) => {{
-        match &$store.backend {
-            $crate::backend::Backend::Sqlite(_) => {
-                let mut tx = $store.begin_sqlite().await?;
-                let result = {
-                    let $p = &mut *tx;
-                    $body
-                };
-                tx.commit().await?;
-                result
-            }
-            $crate::backend::Backend::Postgres($p) => $body,
-        }
-    }};
+    ($store:expr, $query:expr) => {
+        $store.write_statement(move |tx| {
+            Box::pin(async move {
+                Ok($crate::backend::on_tx!(tx, c => $query.execute(&mut **c).await?.rows_affected()))
+            })
+        })
+    };
 }
 
 pub(crate) use {on_pool, on_tx, write_one};
 
 impl Tx {
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+    async fn commit(self) -> Result<(), StoreError> {
         match self {
             Self::Sqlite(tx) => tx.commit().await?,
-            Self::Postgres(tx) => tx.commit().await?,
+            Self::Postgres(PgTx(PgWrite::Transaction(tx))) => tx.commit().await?,
+            Self::Postgres(PgTx(PgWrite::Statement(_))) => {}
         }
         Ok(())
     }
@@ -194,15 +251,39 @@ impl Store {
     /// # Errors
     /// [`StoreError`] when the file or server cannot be reached or a migration fails.
     pub async fn open(config: &StoreConfig) -> Result<Self, StoreError> {
+        Self::open_with(config, None).await
+    }
+
+    /// As [`Store::open`], with `setup` run first on SQLite's writer thread, before it opens
+    /// the writer connection (whose own thread, started from it, inherits what `setup` did to
+    /// the thread): [`crate::pinning::share_one_core`] on Linux. PostgreSQL has no such
+    /// thread and ignores it.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub async fn open_with_writer_setup(
+        config: &StoreConfig,
+        setup: fn(),
+    ) -> Result<Self, StoreError> {
+        Self::open_with(config, Some(setup)).await
+    }
+
+    async fn open_with(config: &StoreConfig, setup: Option<fn()>) -> Result<Self, StoreError> {
         match config {
-            StoreConfig::Sqlite { path, durability } => Self::open_sqlite(path, *durability).await,
+            StoreConfig::Sqlite { path, durability } => {
+                Self::open_sqlite(path, *durability, setup).await
+            }
             StoreConfig::Postgres { url, schema, max_connections } => {
                 Self::open_postgres(url, schema.as_deref(), *max_connections).await
             }
         }
     }
 
-    async fn open_sqlite(path: &Path, durability: SqliteDurability) -> Result<Self, StoreError> {
+    async fn open_sqlite(
+        path: &Path,
+        durability: SqliteDurability,
+        setup: Option<fn()>,
+    ) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
@@ -231,18 +312,20 @@ impl Store {
             .await?;
         SQLITE_MIGRATIONS.run(&pool).await?;
         // Every reader is opened here, after the migrations, and kept: one that the pool
-        // opened later from inside a write would start its thread on the writer's core (see
-        // writer_thread.rs).
+        // opened later from inside a write would start its thread on the writer's core, when
+        // the writer thread is pinned to one (see writer_thread.rs).
         let mut readers = Vec::new();
         for _ in 0..SQLITE_READERS {
             readers.push(pool.acquire().await?);
         }
         drop(readers);
-        let (thread, conn) = WriterThread::start(options).await?;
+        let (thread, conn) = WriterThread::start(options, setup).await?;
         Ok(Self {
-            backend: Backend::Sqlite(pool),
-            writer: Some(Arc::new(Writer::new(conn))),
-            writer_thread: Some(Arc::new(thread)),
+            backend: Backend::Sqlite {
+                readers: pool,
+                writer: Arc::new(Writer::new(conn)),
+                thread: Arc::new(thread),
+            },
         })
     }
 
@@ -270,79 +353,180 @@ impl Store {
         let pool =
             PgPoolOptions::new().max_connections(max_connections).connect_with(options).await?;
         POSTGRES_MIGRATIONS.run(&pool).await?;
-        Ok(Self { backend: Backend::Postgres(pool), writer: None, writer_thread: None })
+        Ok(Self { backend: Backend::Postgres(pool) })
     }
 
     /// The engine behind this store.
     #[must_use]
     pub fn kind(&self) -> BackendKind {
         match self.backend {
-            Backend::Sqlite(_) => BackendKind::Sqlite,
+            Backend::Sqlite { .. } => BackendKind::Sqlite,
             Backend::Postgres(_) => BackendKind::Postgres,
         }
     }
 
-    /// Starts a write transaction. On SQLite its batch holds the write lock from the start
-    /// (`BEGIN IMMEDIATE`), so two writers never deadlock upgrading read locks.
-    pub(crate) async fn begin(&self) -> Result<Tx, StoreError> {
-        self.begin_as(Urgency::Normal).await
-    }
-
-    /// As [`Store::begin`], for a write a customer on the line is waiting for: on SQLite it
-    /// goes ahead of the bookkeeping in the writer's queue (see [`Urgency`]).
-    pub(crate) async fn begin_urgent(&self) -> Result<Tx, StoreError> {
-        self.begin_as(Urgency::Urgent).await
-    }
-
-    async fn begin_as(&self, urgency: Urgency) -> Result<Tx, StoreError> {
-        Ok(match &self.backend {
-            Backend::Sqlite(_) => Tx::Sqlite(self.sqlite_writer()?.begin(urgency).await?),
-            Backend::Postgres(pool) => Tx::Postgres(pool.begin().await?),
-        })
-    }
-
-    /// Runs a write operation: on SQLite, on the writer thread (see [`crate::writer_thread`]);
-    /// on PostgreSQL, here (its connections are sockets any thread drives as well).
+    /// Runs a write: `body`'s statements on a transaction, committed when it returns `Ok`
+    /// (its answer returns once the commit is durable) and rolled back when it fails. On
+    /// SQLite the whole body runs on the writer thread, queued in `urgency`'s line; on
+    /// PostgreSQL, here (its connections are sockets any thread drives as well).
     ///
-    /// Every public write `x` is written as a thin `x` that copies its arguments and hands
-    /// `x_in_writer`, the operation itself, to this.
-    pub(crate) async fn on_writer<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    /// The body owns what it needs (it may run on another thread while this waits):
+    ///
+    /// ```text
+    /// let (tenant, id) = (tenant.clone(), id.clone());
+    /// self.write(Urgency::Normal, move |tx| Box::pin(async move {
+    ///     on_tx!(tx, c => sqlx::query("…").bind(tenant.as_str()).execute(&mut **c).await?);
+    ///     Ok(…)
+    /// }))
+    /// .await
+    /// ```
+    pub(crate) async fn write<T, F>(&self, urgency: Urgency, body: F) -> Result<T, StoreError>
     where
-        F: FnOnce(Store) -> Fut,
-        Fut: std::future::Future<Output = Result<T, StoreError>> + Send + 'static,
+        F: for<'t> FnOnce(&'t mut Tx) -> WriteBody<'t, T> + Send + 'static,
         T: Send + 'static,
     {
-        match &self.writer_thread {
-            Some(thread) => thread.run(op(self.clone())).await,
-            None => op(self.clone()).await,
+        self.run_write(Scope::Transaction(urgency), body).await
+    }
+
+    /// As [`Store::write`], for a body of exactly one statement: on PostgreSQL it commits by
+    /// itself on a pooled connection, without `BEGIN` and `COMMIT` (two round trips); on
+    /// SQLite it is a transaction in the normal line like any other.
+    pub(crate) async fn write_statement<T, F>(&self, body: F) -> Result<T, StoreError>
+    where
+        F: for<'t> FnOnce(&'t mut Tx) -> WriteBody<'t, T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run_write(Scope::Statement, body).await
+    }
+
+    async fn run_write<T, F>(&self, scope: Scope, body: F) -> Result<T, StoreError>
+    where
+        F: for<'t> FnOnce(&'t mut Tx) -> WriteBody<'t, T> + Send + 'static,
+        T: Send + 'static,
+    {
+        match &self.backend {
+            Backend::Sqlite { writer, thread, .. } => {
+                let urgency = match scope {
+                    Scope::Transaction(urgency) => urgency,
+                    Scope::Statement => Urgency::Normal,
+                };
+                let writer = Arc::clone(writer);
+                thread
+                    .run(async move {
+                        let tx = Tx::Sqlite(writer.begin(urgency).await?);
+                        run_body(tx, body).await
+                    })
+                    .await
+            }
+            Backend::Postgres(pool) => {
+                let write = match scope {
+                    Scope::Transaction(_) => PgWrite::Transaction(pool.begin().await?),
+                    Scope::Statement => PgWrite::Statement(pool.acquire().await?),
+                };
+                run_body(Tx::Postgres(PgTx(write)), body).await
+            }
         }
-    }
-
-    /// A write transaction on the SQLite writer.
-    pub(crate) async fn begin_sqlite(&self) -> Result<SqliteTx, StoreError> {
-        self.sqlite_writer()?.begin(Urgency::Normal).await
-    }
-
-    fn sqlite_writer(&self) -> Result<&Arc<Writer>, StoreError> {
-        self.writer.as_ref().ok_or(StoreError::Config("a SQLite transaction on a PostgreSQL store"))
     }
 
     /// Closes every pooled connection (and, on SQLite, checkpoints the WAL).
     pub async fn close(&self) {
         // Readers first: a reader's snapshot would hold the writer's checkpoint back.
         match &self.backend {
-            Backend::Sqlite(pool) => pool.close().await,
+            Backend::Sqlite { readers, writer, .. } => {
+                readers.close().await;
+                writer.shut_down().await;
+            }
             Backend::Postgres(pool) => pool.close().await,
-        }
-        if let Some(writer) = &self.writer {
-            writer.close().await;
         }
     }
 }
 
+/// Runs a write's body on `tx` and commits it, or drops it (rolling back) when it fails.
+async fn run_body<T, F>(mut tx: Tx, body: F) -> Result<T, StoreError>
+where
+    F: for<'t> FnOnce(&'t mut Tx) -> WriteBody<'t, T>,
+{
+    let answer = body(&mut tx).await?;
+    tx.commit().await?;
+    Ok(answer)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::valid_schema_name;
+    use super::{Urgency, valid_schema_name};
+    use crate::testing::TestDatabase;
+    use crate::{StoreError, TenantId};
+
+    /// The thread a write's body ran on, by each entry point.
+    async fn body_threads(db: &TestDatabase) -> Vec<Option<String>> {
+        let here = || Ok(std::thread::current().name().map(str::to_owned));
+        let store = db.store();
+        vec![
+            store
+                .write(Urgency::Normal, move |_| Box::pin(async move { here() }))
+                .await
+                .expect("normal"),
+            store
+                .write(Urgency::Urgent, move |_| Box::pin(async move { here() }))
+                .await
+                .expect("urgent"),
+            store
+                .write_statement(move |_| Box::pin(async move { here() }))
+                .await
+                .expect("statement"),
+        ]
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_sqlite_every_write_body_runs_on_the_writer_thread() {
+        let db = TestDatabase::sqlite().await.expect("SQLite fixture");
+        let writer = Some("ivrpay-sqlite-writer".to_owned());
+        assert_eq!(body_threads(&db).await, [writer.clone(), writer.clone(), writer]);
+        db.cleanup().await.expect("cleanup");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn on_postgres_a_write_body_runs_where_it_is_called() {
+        let db = TestDatabase::postgres().await.expect("PostgreSQL fixture (DATABASE_URL)");
+        let here = std::thread::current().name().map(str::to_owned);
+        assert_eq!(body_threads(&db).await, [here.clone(), here.clone(), here]);
+        db.cleanup().await.expect("cleanup");
+    }
+
+    /// A body that writes a tenant, then fails (or not): the write is kept only if it did not.
+    async fn tenant_kept_when(db: &TestDatabase, fail: bool) -> bool {
+        let id = TenantId::parse(if fail { "ten_failed" } else { "ten_kept" }).expect("id");
+        let tenant = id.clone();
+        let wrote = db
+            .store()
+            .write(Urgency::Normal, move |tx| {
+                Box::pin(async move {
+                    on_tx!(tx, c => sqlx::query(
+                        "INSERT INTO tenants (id, name, event_seq, created_at_ms) VALUES ($1, 'x', 0, 0)",
+                    )
+                    .bind(tenant.as_str())
+                    .execute(&mut **c)
+                    .await?
+                    .rows_affected());
+                    if fail { Err(StoreError::InvalidState { operation: "test" }) } else { Ok(()) }
+                })
+            })
+            .await;
+        assert_eq!(wrote.is_err(), fail);
+        db.store().latest_seq(&id).await.is_ok()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_write_is_committed_when_its_body_succeeds_and_rolled_back_when_it_fails() {
+        for db in [
+            TestDatabase::sqlite().await.expect("SQLite fixture"),
+            TestDatabase::postgres().await.expect("PostgreSQL fixture (DATABASE_URL)"),
+        ] {
+            assert!(tenant_kept_when(&db, false).await, "{:?}: committed", db.kind());
+            assert!(!tenant_kept_when(&db, true).await, "{:?}: rolled back", db.kind());
+            db.cleanup().await.expect("cleanup");
+        }
+    }
 
     #[test]
     fn schema_names_that_could_inject_are_refused() {

@@ -15,7 +15,7 @@ use serde_json::Value;
 use sqlx::AssertSqlSafe;
 
 use crate::Store;
-use crate::backend::{Tx, on_pool, write_one};
+use crate::backend::{Tx, Urgency, on_pool, write_one};
 use crate::error::StoreError;
 use crate::events::EventType;
 use crate::id::{DeliveryId, EventId, SinkId, TenantId};
@@ -73,6 +73,20 @@ pub enum DeliveryResult {
         /// HTTP status, if any.
         status: Option<i64>,
     },
+}
+
+impl DeliveryResult {
+    /// The delivery's new `status`, `next_attempt_at_ms` (kept when `None`), `last_error`
+    /// and `last_status`.
+    pub(crate) fn columns(&self) -> (&'static str, Option<i64>, Option<&str>, Option<i64>) {
+        match self {
+            Self::Delivered { status } => ("delivered", None, None, *status),
+            Self::Retry { next_attempt_at, error, status } => {
+                ("pending", Some(next_attempt_at.unix_ms()), Some(error.as_str()), *status)
+            }
+            Self::Dead { error, status } => ("dead", None, Some(error.as_str()), *status),
+        }
+    }
 }
 
 /// Where a delivery stands.
@@ -140,82 +154,75 @@ impl Store {
         lease: Duration,
         limit: u32,
     ) -> Result<Vec<ClaimedDelivery>, StoreError> {
-        self.on_writer(move |store| async move {
-            store.claim_deliveries_in_writer(now, lease, limit).await
-        })
-        .await
-    }
-
-    async fn claim_deliveries_in_writer(
-        &self,
-        now: Timestamp,
-        lease: Duration,
-        limit: u32,
-    ) -> Result<Vec<ClaimedDelivery>, StoreError> {
         let lease_until = now.saturating_add(lease).unix_ms();
-        let mut tx = self.begin().await?;
-        // Two statements, each walking one index in order and stopping at its limit: rows
-        // whose lease ran out (rare), then pending rows that are due. One statement with
-        // an OR of both would scan and sort every pending row on each claim.
-        let mut ids: Vec<String> = Vec::new();
-        for (candidates, limit) in [(expired_in_order!(), limit), (due_in_order!(), limit)] {
-            let limit = i64::from(limit) - i64::try_from(ids.len()).unwrap_or(i64::MAX);
-            if limit <= 0 {
-                break;
-            }
-            let found: Vec<String> = match &mut tx {
-                Tx::Postgres(c) => sqlx::query_scalar(AssertSqlSafe(format!(
-                    "UPDATE deliveries SET status = 'sending', lease_until_ms = $2, attempts = attempts + 1,
-                         updated_at_ms = $1
-                     WHERE id IN (SELECT d.id FROM deliveries d WHERE {candidates} LIMIT $3 FOR UPDATE SKIP LOCKED)
-                     RETURNING id"
-                )))
-                .bind(now.unix_ms())
-                .bind(lease_until)
-                .bind(limit)
-                .fetch_all(&mut **c)
-                .await?,
-                Tx::Sqlite(c) => sqlx::query_scalar(AssertSqlSafe(format!(
-                    "UPDATE deliveries SET status = 'sending', lease_until_ms = $2, attempts = attempts + 1,
-                         updated_at_ms = $1
-                     WHERE id IN (SELECT d.id FROM deliveries d WHERE {candidates} LIMIT $3)
-                     RETURNING id"
-                )))
-                .bind(now.unix_ms())
-                .bind(lease_until)
-                .bind(limit)
-                .fetch_all(&mut **c)
-                .await?,
-            };
-            ids.extend(found);
-        }
-        // One read for the whole batch (ids as a JSON array: one bind on both backends).
-        let ids = serde_json::Value::from(ids);
-        let mut claimed: Vec<ClaimedDelivery> = match &mut tx {
-            Tx::Postgres(c) => {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    claimed_columns!(),
-                    " FROM deliveries d JOIN outbox o ON o.id = d.event_id
-                 WHERE d.id IN (SELECT jsonb_array_elements_text($1))"
-                ))
-                .bind(sqlx::types::Json(&ids))
-                .fetch_all(&mut **c)
-                .await?
-            }
-            Tx::Sqlite(c) => {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    claimed_columns!(),
-                    " FROM deliveries d JOIN outbox o ON o.id = d.event_id
-                 WHERE d.id IN (SELECT value FROM json_each($1))"
-                ))
-                .bind(sqlx::types::Json(&ids))
-                .fetch_all(&mut **c)
-                .await?
-            }
-        };
-        tx.commit().await?;
+        let mut claimed: Vec<ClaimedDelivery> = self
+            .write(Urgency::Normal, move |tx| {
+                Box::pin(async move {
+                        // Two statements, each walking one index in order and stopping at its limit: rows
+                // whose lease ran out (rare), then pending rows that are due. One statement with
+                // an OR of both would scan and sort every pending row on each claim.
+                let mut ids: Vec<String> = Vec::new();
+                for (candidates, limit) in [(expired_in_order!(), limit), (due_in_order!(), limit)] {
+                    let limit = i64::from(limit) - i64::try_from(ids.len()).unwrap_or(i64::MAX);
+                    if limit <= 0 {
+                        break;
+                    }
+                    let found: Vec<String> = match &mut *tx {
+                        Tx::Postgres(c) => sqlx::query_scalar(AssertSqlSafe(format!(
+                            "UPDATE deliveries SET status = 'sending', lease_until_ms = $2, attempts = attempts + 1,
+                                 updated_at_ms = $1
+                             WHERE id IN (SELECT d.id FROM deliveries d WHERE {candidates} LIMIT $3 FOR UPDATE SKIP LOCKED)
+                             RETURNING id"
+                        )))
+                        .bind(now.unix_ms())
+                        .bind(lease_until)
+                        .bind(limit)
+                        .fetch_all(&mut **c)
+                        .await?,
+                        Tx::Sqlite(c) => sqlx::query_scalar(AssertSqlSafe(format!(
+                            "UPDATE deliveries SET status = 'sending', lease_until_ms = $2, attempts = attempts + 1,
+                                 updated_at_ms = $1
+                             WHERE id IN (SELECT d.id FROM deliveries d WHERE {candidates} LIMIT $3)
+                             RETURNING id"
+                        )))
+                        .bind(now.unix_ms())
+                        .bind(lease_until)
+                        .bind(limit)
+                        .fetch_all(&mut **c)
+                        .await?,
+                    };
+                    ids.extend(found);
+                }
+                // One read for the whole batch (ids as a JSON array: one bind on both backends).
+                let ids = serde_json::Value::from(ids);
+                let claimed: Vec<ClaimedDelivery> = match &mut *tx {
+                    Tx::Postgres(c) => {
+                        sqlx::query_as(concat!(
+                            "SELECT ",
+                            claimed_columns!(),
+                            " FROM deliveries d JOIN outbox o ON o.id = d.event_id
+                         WHERE d.id IN (SELECT jsonb_array_elements_text($1))"
+                        ))
+                        .bind(sqlx::types::Json(&ids))
+                        .fetch_all(&mut **c)
+                        .await?
+                    }
+                    Tx::Sqlite(c) => {
+                        sqlx::query_as(concat!(
+                            "SELECT ",
+                            claimed_columns!(),
+                            " FROM deliveries d JOIN outbox o ON o.id = d.event_id
+                         WHERE d.id IN (SELECT value FROM json_each($1))"
+                        ))
+                        .bind(sqlx::types::Json(&ids))
+                        .fetch_all(&mut **c)
+                        .await?
+                    }
+                };
+                Ok(claimed)
+            })
+        })
+        .await?;
         claimed.sort_by(|a, b| {
             (a.event_created_at_ms, a.id.as_str()).cmp(&(b.event_created_at_ms, b.id.as_str()))
         });
@@ -234,42 +241,24 @@ impl Store {
         result: &DeliveryResult,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let (id, result) = (id.clone(), result.clone());
-        self.on_writer(move |store| async move {
-            store.finish_delivery_in_writer(&id, attempts, &result, now).await
-        })
-        .await
-    }
-
-    async fn finish_delivery_in_writer(
-        &self,
-        id: &DeliveryId,
-        attempts: i64,
-        result: &DeliveryResult,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let (status, next, error, http) = match result {
-            DeliveryResult::Delivered { status } => ("delivered", None, None, *status),
-            DeliveryResult::Retry { next_attempt_at, error, status } => {
-                ("pending", Some(next_attempt_at.unix_ms()), Some(error.as_str()), *status)
-            }
-            DeliveryResult::Dead { error, status } => ("dead", None, Some(error.as_str()), *status),
-        };
-        let changed = write_one!(self, p => sqlx::query(
-            "UPDATE deliveries SET status = $3, next_attempt_at_ms = COALESCE($4, next_attempt_at_ms),
-                 last_error = $5, last_status = $6, lease_until_ms = NULL, updated_at_ms = $7
-             WHERE id = $1 AND attempts = $2 AND status = 'sending'",
+        let (status, next, error, http) = result.columns();
+        let (id, error) = (id.clone(), error.map(str::to_owned));
+        let changed = write_one!(
+            self,
+            sqlx::query(
+                "UPDATE deliveries SET status = $3, next_attempt_at_ms = COALESCE($4, next_attempt_at_ms),
+                     last_error = $5, last_status = $6, lease_until_ms = NULL, updated_at_ms = $7
+                 WHERE id = $1 AND attempts = $2 AND status = 'sending'",
+            )
+            .bind(id.as_str())
+            .bind(attempts)
+            .bind(status)
+            .bind(next)
+            .bind(error.as_deref())
+            .bind(http)
+            .bind(now.unix_ms())
         )
-        .bind(id.as_str())
-        .bind(attempts)
-        .bind(status)
-        .bind(next)
-        .bind(error)
-        .bind(http)
-        .bind(now.unix_ms())
-        .execute(p)
-        .await?
-        .rows_affected());
+        .await?;
         Ok(changed == 1)
     }
 

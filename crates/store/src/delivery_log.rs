@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::Store;
 use sqlx::types::Json;
 
-use crate::backend::{Tx, on_pool, on_tx};
+use crate::backend::{Tx, Urgency, on_pool, on_tx, write_one};
 use crate::deliveries::DeliveryResult;
 use crate::error::StoreError;
 use crate::events::{EventType, emit};
@@ -124,32 +124,16 @@ impl Store {
         &self,
         attempts: &[FinishedAttempt],
     ) -> Result<Vec<bool>, StoreError> {
-        let attempts = attempts.to_vec();
-        self.on_writer(move |store| async move { store.record_attempts_in_writer(&attempts).await })
-            .await
-    }
-
-    async fn record_attempts_in_writer(
-        &self,
-        attempts: &[FinishedAttempt],
-    ) -> Result<Vec<bool>, StoreError> {
         if attempts.is_empty() {
             return Ok(Vec::new());
         }
+        let attempts = attempts.to_vec();
         // The batch travels as one JSON array: one UPDATE and one INSERT for the whole
         // batch (two round trips, not two per attempt), on both backends.
         let rows: Vec<Value> = attempts
             .iter()
             .map(|a| {
-                let (status, next, error, http) = match &a.result {
-                    DeliveryResult::Delivered { status } => ("delivered", None, None, *status),
-                    DeliveryResult::Retry { next_attempt_at, error, status } => {
-                        ("pending", Some(next_attempt_at.unix_ms()), Some(error.as_str()), *status)
-                    }
-                    DeliveryResult::Dead { error, status } => {
-                        ("dead", None, Some(error.as_str()), *status)
-                    }
-                };
+                let (status, next, error, http) = a.result.columns();
                 serde_json::json!({
                     "id": a.delivery_id.as_str(), "tenant": a.tenant_id.as_str(), "attempt": a.attempt,
                     "status": status, "next": next, "error": error, "http": http,
@@ -158,8 +142,9 @@ impl Store {
             })
             .collect();
         let batch = Json(Value::Array(rows.clone()));
-        let mut tx = self.begin().await?;
-        let changed: Vec<(String, i64)> = match &mut tx {
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+        let changed: Vec<(String, i64)> = match &mut *tx {
             Tx::Postgres(c) => sqlx::query_as(
                 "UPDATE deliveries d SET status = j.status,
                      next_attempt_at_ms = COALESCE(j.next, d.next_attempt_at_ms),
@@ -213,7 +198,7 @@ impl Store {
             })
             .collect();
         let batch = Json(Value::Array(rows));
-        match &mut tx {
+        match &mut *tx {
             Tx::Postgres(c) => sqlx::query(
                 "INSERT INTO delivery_attempts (delivery_id, tenant_id, attempt, outcome,
                      response_status, response_body, error, started_at_ms, ended_at_ms)
@@ -241,7 +226,7 @@ impl Store {
         for (a, current) in attempts.iter().zip(&applied) {
             if let (true, Some(payload)) = (current, &a.alert) {
                 emit(
-                    &mut tx,
+                    tx,
                     &a.tenant_id,
                     EventType::DeliveryFailing,
                     a.delivery_id.as_str(),
@@ -251,8 +236,10 @@ impl Store {
                 .await?;
             }
         }
-        tx.commit().await?;
         Ok(applied)
+            })
+        })
+        .await
     }
 
     /// One delivery, optionally checked against the tenant.
@@ -325,32 +312,21 @@ impl Store {
         id: &DeliveryId,
         now: Timestamp,
     ) -> Result<DeliveryRecord, StoreError> {
-        let (tenant, id) = (tenant.cloned(), id.clone());
-        self.on_writer(move |store| async move {
-            store.retry_delivery_in_writer(tenant.as_ref(), &id, now).await
-        })
-        .await
-    }
-
-    async fn retry_delivery_in_writer(
-        &self,
-        tenant: Option<&TenantId>,
-        id: &DeliveryId,
-        now: Timestamp,
-    ) -> Result<DeliveryRecord, StoreError> {
-        let changed = crate::backend::write_one!(self, p => sqlx::query(
-            "UPDATE deliveries SET next_attempt_at_ms = $3, updated_at_ms = $3,
-                 attempts = CASE WHEN status = 'pending' THEN attempts ELSE 0 END,
-                 status = 'pending'
-             WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2)
-               AND status IN ('pending', 'dead', 'delivered')",
+        let (owner, delivery) = (tenant.cloned(), id.clone());
+        let changed = write_one!(
+            self,
+            sqlx::query(
+                "UPDATE deliveries SET next_attempt_at_ms = $3, updated_at_ms = $3,
+                     attempts = CASE WHEN status = 'pending' THEN attempts ELSE 0 END,
+                     status = 'pending'
+                 WHERE id = $1 AND ($2 IS NULL OR tenant_id = $2)
+                   AND status IN ('pending', 'dead', 'delivered')",
+            )
+            .bind(delivery.as_str())
+            .bind(owner.as_ref().map(TenantId::as_str))
+            .bind(now.unix_ms())
         )
-        .bind(id.as_str())
-        .bind(tenant.map(TenantId::as_str))
-        .bind(now.unix_ms())
-        .execute(p)
-        .await?
-        .rows_affected());
+        .await?;
         let record = self.delivery(tenant, id).await?;
         if changed == 0 {
             return Err(StoreError::InvalidState { operation: "retry a delivery being sent" });
@@ -372,47 +348,37 @@ impl Store {
         now: Timestamp,
     ) -> Result<u64, StoreError> {
         let (tenant, sink) = (tenant.cloned(), sink.clone());
-        self.on_writer(move |store| async move {
-            store.replay_failed_in_writer(tenant.as_ref(), &sink, since, now).await
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                let dead = on_tx!(tx, c => sqlx::query(
+                    "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at_ms = $4,
+                         updated_at_ms = $4
+                     WHERE sink_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND created_at_ms >= $3
+                       AND status = 'dead'",
+                )
+                .bind(sink.as_str())
+                .bind(tenant.as_ref().map(TenantId::as_str))
+                .bind(since.unix_ms())
+                .bind(now.unix_ms())
+                .execute(&mut **c)
+                .await?
+                .rows_affected());
+                let failing = on_tx!(tx, c => sqlx::query(
+                    "UPDATE deliveries SET next_attempt_at_ms = $4, updated_at_ms = $4
+                     WHERE sink_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND created_at_ms >= $3
+                       AND status = 'pending' AND attempts > 0 AND next_attempt_at_ms > $4",
+                )
+                .bind(sink.as_str())
+                .bind(tenant.as_ref().map(TenantId::as_str))
+                .bind(since.unix_ms())
+                .bind(now.unix_ms())
+                .execute(&mut **c)
+                .await?
+                .rows_affected());
+                Ok(dead + failing)
+            })
         })
         .await
-    }
-
-    async fn replay_failed_in_writer(
-        &self,
-        tenant: Option<&TenantId>,
-        sink: &SinkId,
-        since: Timestamp,
-        now: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let mut tx = self.begin().await?;
-        let dead = on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE deliveries SET status = 'pending', attempts = 0, next_attempt_at_ms = $4,
-                 updated_at_ms = $4
-             WHERE sink_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND created_at_ms >= $3
-               AND status = 'dead'",
-        )
-        .bind(sink.as_str())
-        .bind(tenant.map(TenantId::as_str))
-        .bind(since.unix_ms())
-        .bind(now.unix_ms())
-        .execute(&mut **c)
-        .await?
-        .rows_affected());
-        let failing = on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE deliveries SET next_attempt_at_ms = $4, updated_at_ms = $4
-             WHERE sink_id = $1 AND ($2 IS NULL OR tenant_id = $2) AND created_at_ms >= $3
-               AND status = 'pending' AND attempts > 0 AND next_attempt_at_ms > $4",
-        )
-        .bind(sink.as_str())
-        .bind(tenant.map(TenantId::as_str))
-        .bind(since.unix_ms())
-        .bind(now.unix_ms())
-        .execute(&mut **c)
-        .await?
-        .rows_affected());
-        tx.commit().await?;
-        Ok(dead + failing)
     }
 
     /// Counts of all deliveries by status (for metrics and health).

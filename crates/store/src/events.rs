@@ -16,7 +16,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use crate::Store;
-use crate::backend::{Tx, on_pool, write_one};
+use crate::backend::{Tx, Urgency, on_pool, write_one};
 use crate::error::StoreError;
 use crate::id::{EventId, SinkId, TenantId};
 use crate::time::Timestamp;
@@ -312,7 +312,7 @@ pub(crate) async fn emit(
 }
 
 /// Feed-only events ready to write, column by column, with their payloads as JSON text.
-/// Made before the batch goes to the writer thread (see [`crate::writer_thread`]), which
+/// Made before the batch goes to the writer thread (see [`Store::write`]), which
 /// every write waits for: building, serialising and dropping JSON values there cost as much
 /// as the statements.
 struct EventBatch {
@@ -554,24 +554,14 @@ impl Store {
         let batch = EventBatch::new(events, now);
         let owner = tenant.clone();
         let (batch, last) = self
-            .on_writer(move |store| async move {
-                let last = store.record_events_in_writer(&owner, &batch, now).await?;
-                Ok((batch, last))
+            .write(Urgency::Urgent, move |tx| {
+                Box::pin(async move {
+                    let last = emit_many(tx, &owner, &batch, now).await?;
+                    Ok((batch, last))
+                })
             })
             .await?;
         Ok(batch.records(tenant, events, last, now))
-    }
-
-    async fn record_events_in_writer(
-        &self,
-        tenant: &TenantId,
-        batch: &EventBatch,
-        now: Timestamp,
-    ) -> Result<i64, StoreError> {
-        let mut tx = self.begin_urgent().await?;
-        let last = emit_many(&mut tx, tenant, batch, now).await?;
-        tx.commit().await?;
-        Ok(last)
     }
 }
 
@@ -603,27 +593,17 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let (id, name) = (id.clone(), name.to_owned());
-        self.on_writer(
-            move |store| async move { store.ensure_tenant_in_writer(&id, &name, now).await },
+        write_one!(
+            self,
+            sqlx::query(
+                "INSERT INTO tenants (id, name, event_seq, created_at_ms) VALUES ($1, $2, 0, $3)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id.as_str())
+            .bind(&name)
+            .bind(now.unix_ms())
         )
-        .await
-    }
-
-    async fn ensure_tenant_in_writer(
-        &self,
-        id: &TenantId,
-        name: &str,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        write_one!(self, p => sqlx::query(
-            "INSERT INTO tenants (id, name, event_seq, created_at_ms) VALUES ($1, $2, 0, $3)
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(id.as_str())
-        .bind(name)
-        .bind(now.unix_ms())
-        .execute(p)
-        .await?.rows_affected());
+        .await?;
         Ok(())
     }
 
@@ -683,22 +663,13 @@ impl Store {
     /// [`StoreError::Database`] when the statement fails.
     pub async fn mark_published(&self, event: &EventId, now: Timestamp) -> Result<(), StoreError> {
         let event = event.clone();
-        self.on_writer(
-            move |store| async move { store.mark_published_in_writer(&event, now).await },
+        write_one!(
+            self,
+            sqlx::query("UPDATE outbox SET published_at_ms = $2 WHERE id = $1")
+                .bind(event.as_str())
+                .bind(now.unix_ms())
         )
-        .await
-    }
-
-    async fn mark_published_in_writer(
-        &self,
-        event: &EventId,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        write_one!(self, p => sqlx::query("UPDATE outbox SET published_at_ms = $2 WHERE id = $1")
-            .bind(event.as_str())
-            .bind(now.unix_ms())
-            .execute(p)
-            .await?.rows_affected());
+        .await?;
         Ok(())
     }
 
@@ -708,28 +679,23 @@ impl Store {
     /// [`StoreError::Database`] when the statement fails.
     pub async fn add_sink(&self, sink: &NewSink, now: Timestamp) -> Result<SinkId, StoreError> {
         let sink = sink.clone();
-        self.on_writer(move |store| async move { store.add_sink_in_writer(&sink, now).await }).await
-    }
-
-    async fn add_sink_in_writer(
-        &self,
-        sink: &NewSink,
-        now: Timestamp,
-    ) -> Result<SinkId, StoreError> {
         let id = SinkId::generate(now);
-        write_one!(self, p => sqlx::query(
-            "INSERT INTO sinks (id, tenant_id, kind, name, event_types, config, enabled, created_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
+        let sink_id = id.clone();
+        write_one!(
+            self,
+            sqlx::query(
+                "INSERT INTO sinks (id, tenant_id, kind, name, event_types, config, enabled, created_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, TRUE, $7)",
+            )
+            .bind(sink_id.as_str())
+            .bind(sink.tenant_id.as_str())
+            .bind(&sink.kind)
+            .bind(&sink.name)
+            .bind(Json(&sink.event_types))
+            .bind(Json(&sink.config))
+            .bind(now.unix_ms())
         )
-        .bind(id.as_str())
-        .bind(sink.tenant_id.as_str())
-        .bind(&sink.kind)
-        .bind(&sink.name)
-        .bind(Json(&sink.event_types))
-        .bind(Json(&sink.config))
-        .bind(now.unix_ms())
-        .execute(p)
-        .await?.rows_affected());
+        .await?;
         Ok(id)
     }
 
@@ -739,23 +705,13 @@ impl Store {
     /// [`StoreError::NotFound`] for an unknown sink.
     pub async fn set_sink_enabled(&self, sink: &SinkId, enabled: bool) -> Result<(), StoreError> {
         let sink = sink.clone();
-        self.on_writer(move |store| async move {
-            store.set_sink_enabled_in_writer(&sink, enabled).await
-        })
-        .await
-    }
-
-    async fn set_sink_enabled_in_writer(
-        &self,
-        sink: &SinkId,
-        enabled: bool,
-    ) -> Result<(), StoreError> {
-        let done = write_one!(self, p => sqlx::query("UPDATE sinks SET enabled = $2 WHERE id = $1")
-            .bind(sink.as_str())
-            .bind(enabled)
-            .execute(p)
-            .await?
-            .rows_affected());
+        let done = write_one!(
+            self,
+            sqlx::query("UPDATE sinks SET enabled = $2 WHERE id = $1")
+                .bind(sink.as_str())
+                .bind(enabled)
+        )
+        .await?;
         if done == 0 {
             return Err(StoreError::NotFound { kind: "sink" });
         }

@@ -6,7 +6,7 @@
 //! least once, the journal holds each event's entry exactly once.
 
 use crate::Store;
-use crate::backend::{on_pool, on_tx};
+use crate::backend::{Urgency, on_pool, on_tx};
 use crate::error::StoreError;
 use crate::id::{EventId, LedgerEntryId, PaymentId, TenantId};
 use crate::time::Timestamp;
@@ -84,47 +84,45 @@ impl Store {
     /// [`StoreError::InvalidState`] for an unbalanced entry (or one with a negative amount
     /// or fewer than two lines); [`StoreError::Database`] on failure.
     pub async fn post_ledger_entry(&self, entry: &NewLedgerEntry) -> Result<bool, StoreError> {
-        let entry = entry.clone();
-        self.on_writer(move |store| async move { store.post_ledger_entry_in_writer(&entry).await })
-            .await
-    }
-
-    async fn post_ledger_entry_in_writer(
-        &self,
-        entry: &NewLedgerEntry,
-    ) -> Result<bool, StoreError> {
         if !balanced(&entry.lines) {
             return Err(StoreError::InvalidState { operation: "post an unbalanced journal entry" });
         }
+        let entry = entry.clone();
         let id = LedgerEntryId::generate(entry.posted_at);
-        let mut tx = self.begin().await?;
-        for (n, l) in (1_i64..).zip(&entry.lines) {
-            let inserted = on_tx!(&mut tx, c => sqlx::query(
-                "INSERT INTO ledger_entries (id, line, tenant_id, event_id, payment_id, account,
-                     debit_minor, credit_minor, currency, posted_at_ms)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                 ON CONFLICT (event_id, line) DO NOTHING",
-            )
-            .bind(id.as_str())
-            .bind(n)
-            .bind(entry.tenant_id.as_str())
-            .bind(entry.event_id.as_str())
-            .bind(entry.payment_id.as_ref().map(PaymentId::as_str))
-            .bind(&l.account)
-            .bind(l.debit_minor)
-            .bind(l.credit_minor)
-            .bind(&entry.currency)
-            .bind(entry.posted_at.unix_ms())
-            .execute(&mut **c)
-            .await?
-            .rows_affected());
-            if inserted == 0 {
-                // Posted before (a redelivery): the first posting stands, whole.
-                return Ok(false);
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                for (n, l) in (1_i64..).zip(&entry.lines) {
+                    let inserted = on_tx!(tx, c => sqlx::query(
+                        "INSERT INTO ledger_entries (id, line, tenant_id, event_id, payment_id, account,
+                             debit_minor, credit_minor, currency, posted_at_ms)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                         ON CONFLICT (event_id, line) DO NOTHING",
+                    )
+                    .bind(id.as_str())
+                    .bind(n)
+                    .bind(entry.tenant_id.as_str())
+                    .bind(entry.event_id.as_str())
+                    .bind(entry.payment_id.as_ref().map(PaymentId::as_str))
+                    .bind(&l.account)
+                    .bind(l.debit_minor)
+                    .bind(l.credit_minor)
+                    .bind(&entry.currency)
+                    .bind(entry.posted_at.unix_ms())
+                    .execute(&mut **c)
+                    .await?
+                    .rows_affected());
+                    if inserted == 0 {
+                        // Posted before (a redelivery): the first posting stands, whole. Only
+                        // the first line can find it (a posting commits whole, and one
+                        // posted at the same time waits on this one's first line), so
+                        // nothing of this one was written.
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })
+        })
+        .await
     }
 
     /// A tenant's journal lines posted in `[from, to)`, in posting order.

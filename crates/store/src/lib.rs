@@ -3,11 +3,16 @@
 //!
 //! # Design
 //!
-//! - **One interface, two native drivers.** [`Store`] wraps an enum of two sqlx pools; each
-//!   operation is written once and compiled for both (see `backend.rs` for why this beats a
-//!   trait object or sqlx's `Any`). Queries are built at run time, so `cargo build` needs no
-//!   database. Each backend has its own migrations, embedded in the binary and applied by
-//!   [`Store::open`].
+//! - **One interface, two native drivers.** [`Store`] wraps an enum of the two engines, each
+//!   variant owning what it needs (SQLite: a reader pool, the writer connection and its
+//!   thread; PostgreSQL: a pool); each operation is written once and compiled for both (see
+//!   `backend.rs` for why this beats a trait object or sqlx's `Any`). Queries are built at
+//!   run time, so `cargo build` needs no database. Each backend has its own migrations,
+//!   embedded in the binary and applied by [`Store::open`].
+//! - **One write path.** Every write is a body handed to `Store::write` (in `backend.rs`),
+//!   the only place a transaction can be begun: on SQLite the whole body runs on the writer
+//!   thread as a savepoint of a group commit, on PostgreSQL where it is called. The thread's
+//!   core pinning is Linux-only and the binary's choice ([`pinning`]).
 //! - **One transaction per state change** (DESIGN.md §3). A payment result, its outbox event
 //!   and one delivery row per subscribed sink commit together. The outbox cannot be written
 //!   on its own: events are created only inside the operations that change state, and a
@@ -53,11 +58,12 @@ mod deliveries;
 mod delivery_log;
 mod error;
 mod events;
-mod group_commit;
 mod id;
 mod ledger;
 mod payment_requests;
 mod payments;
+#[cfg(target_os = "linux")]
+pub mod pinning;
 mod refunds;
 mod sessions;
 mod settlement;
@@ -66,7 +72,6 @@ mod sink_rows;
 pub mod testing;
 mod time;
 mod vault_rows;
-mod writer_thread;
 
 pub use admin::{ApiKeyHash, ApiKeyRecord, AuditEntry};
 pub use backend::{BackendKind, SQLITE_FILE_NAME, SqliteDurability, Store, StoreConfig};

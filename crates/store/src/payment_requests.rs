@@ -9,7 +9,7 @@
 //! unique index), so short references are reused once their request is over.
 
 use crate::Store;
-use crate::backend::{on_pool, on_tx};
+use crate::backend::{Urgency, on_pool, on_tx, write_one};
 use crate::currency::{CurrencyCode, minor_to_db, money_from_db};
 use crate::error::StoreError;
 use crate::id::{CallId, PaymentId, PaymentRequestId, SessionId, TenantId};
@@ -142,48 +142,39 @@ impl Store {
         now: Timestamp,
     ) -> Result<PaymentRequestRecord, StoreError> {
         let new = new.clone();
-        self.on_writer(move |store| async move {
-            store.create_payment_request_in_writer(&new, now).await
-        })
-        .await
-    }
-
-    async fn create_payment_request_in_writer(
-        &self,
-        new: &NewPaymentRequest,
-        now: Timestamp,
-    ) -> Result<PaymentRequestRecord, StoreError> {
         let amount_minor = minor_to_db(new.amount)?;
         let id = PaymentRequestId::generate(now);
-        let mut tx = self.begin().await?;
-        on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE payment_requests SET status = 'expired', updated_at_ms = $2
-             WHERE tenant_id = $1 AND status = 'open' AND expires_at_ms <= $2"
-        )
-        .bind(new.tenant_id.as_str())
-        .bind(now.unix_ms())
-        .execute(&mut **c)
-        .await?
-        .rows_affected());
-        let record: PaymentRequestRecord = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-            "INSERT INTO payment_requests (id, tenant_id, reference, amount_minor, currency,
-                 description, customer_ref, status, expires_at_ms, created_at_ms, updated_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $9) RETURNING ",
-            request_columns!()
-        ))
-        .bind(id.as_str())
-        .bind(new.tenant_id.as_str())
-        .bind(new.reference.as_str())
-        .bind(amount_minor)
-        .bind(new.amount.currency().code())
-        .bind(new.description.as_deref())
-        .bind(new.customer_ref.as_deref())
-        .bind(new.expires_at.map(Timestamp::unix_ms))
-        .bind(now.unix_ms())
-        .fetch_one(&mut **c)
-        .await?);
-        tx.commit().await?;
-        Ok(record)
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                on_tx!(tx, c => sqlx::query(
+                    "UPDATE payment_requests SET status = 'expired', updated_at_ms = $2
+                     WHERE tenant_id = $1 AND status = 'open' AND expires_at_ms <= $2"
+                )
+                .bind(new.tenant_id.as_str())
+                .bind(now.unix_ms())
+                .execute(&mut **c)
+                .await?
+                .rows_affected());
+                Ok(on_tx!(tx, c => sqlx::query_as(concat!(
+                    "INSERT INTO payment_requests (id, tenant_id, reference, amount_minor, currency,
+                         description, customer_ref, status, expires_at_ms, created_at_ms, updated_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $9, $9) RETURNING ",
+                    request_columns!()
+                ))
+                .bind(id.as_str())
+                .bind(new.tenant_id.as_str())
+                .bind(new.reference.as_str())
+                .bind(amount_minor)
+                .bind(new.amount.currency().code())
+                .bind(new.description.as_deref())
+                .bind(new.customer_ref.as_deref())
+                .bind(new.expires_at.map(Timestamp::unix_ms))
+                .bind(now.unix_ms())
+                .fetch_one(&mut **c)
+                .await?))
+            })
+        })
+        .await
     }
 
     /// A payment request by id.
@@ -219,32 +210,23 @@ impl Store {
         now: Timestamp,
     ) -> Result<Option<PaymentRequestRecord>, StoreError> {
         let (tenant, reference, call) = (tenant.clone(), reference.to_owned(), call.clone());
-        self.on_writer(move |store| async move {
-            store.claim_payment_request_in_writer(&tenant, &reference, &call, now).await
+        self.write_statement(move |tx| {
+            Box::pin(async move {
+                Ok(on_tx!(tx, c => sqlx::query_as(concat!(
+                    "UPDATE payment_requests SET status = 'claimed', call_id = $3, updated_at_ms = $4
+                     WHERE tenant_id = $1 AND reference = $2 AND status = 'open'
+                       AND (expires_at_ms IS NULL OR expires_at_ms > $4)
+                     RETURNING ", request_columns!()
+                ))
+                .bind(tenant.as_str())
+                .bind(&reference)
+                .bind(call.as_str())
+                .bind(now.unix_ms())
+                .fetch_optional(&mut **c)
+                .await?))
+            })
         })
         .await
-    }
-
-    async fn claim_payment_request_in_writer(
-        &self,
-        tenant: &TenantId,
-        reference: &str,
-        call: &CallId,
-        now: Timestamp,
-    ) -> Result<Option<PaymentRequestRecord>, StoreError> {
-        let claimed: Option<PaymentRequestRecord> = on_pool!(self, p => sqlx::query_as(concat!(
-            "UPDATE payment_requests SET status = 'claimed', call_id = $3, updated_at_ms = $4
-             WHERE tenant_id = $1 AND reference = $2 AND status = 'open'
-               AND (expires_at_ms IS NULL OR expires_at_ms > $4)
-             RETURNING ", request_columns!()
-        ))
-        .bind(tenant.as_str())
-        .bind(reference)
-        .bind(call.as_str())
-        .bind(now.unix_ms())
-        .fetch_optional(p)
-        .await?);
-        Ok(claimed)
     }
 
     /// Gives a request `call` claimed back (the call ended without paying it): open again,
@@ -261,33 +243,21 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let (tenant, id, call) = (tenant.clone(), id.clone(), call.clone());
-        self.on_writer(move |store| async move {
-            store.release_payment_request_in_writer(&tenant, &id, &call, now).await
-        })
-        .await
-    }
-
-    async fn release_payment_request_in_writer(
-        &self,
-        tenant: &TenantId,
-        id: &PaymentRequestId,
-        call: &CallId,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let done = on_pool!(self, p => sqlx::query(
-            "UPDATE payment_requests
-             SET status = CASE WHEN expires_at_ms <= $4 THEN 'expired' ELSE 'open' END,
-                 call_id = NULL, updated_at_ms = $4
-             WHERE tenant_id = $1 AND id = $2 AND status = 'claimed' AND call_id = $3"
+        let changed = write_one!(
+            self,
+            sqlx::query(
+                "UPDATE payment_requests
+                 SET status = CASE WHEN expires_at_ms <= $4 THEN 'expired' ELSE 'open' END,
+                     call_id = NULL, updated_at_ms = $4
+                 WHERE tenant_id = $1 AND id = $2 AND status = 'claimed' AND call_id = $3"
+            )
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .bind(call.as_str())
+            .bind(now.unix_ms())
         )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .bind(call.as_str())
-        .bind(now.unix_ms())
-        .execute(p)
-        .await?
-        .rows_affected());
-        Ok(done == 1)
+        .await?;
+        Ok(changed == 1)
     }
 
     /// Marks a request `call` claimed as paid by `session` (its payment succeeded).
@@ -305,44 +275,26 @@ impl Store {
     ) -> Result<PaymentRequestRecord, StoreError> {
         let (tenant, id, call) = (tenant.clone(), id.clone(), call.clone());
         let (session, payment) = (session.clone(), payment.cloned());
-        self.on_writer(move |store| async move {
-            store
-                .settle_payment_request_in_writer(
-                    &tenant,
-                    &id,
-                    &call,
-                    &session,
-                    payment.as_ref(),
-                    now,
-                )
-                .await
-        })
-        .await
-    }
-
-    async fn settle_payment_request_in_writer(
-        &self,
-        tenant: &TenantId,
-        id: &PaymentRequestId,
-        call: &CallId,
-        session: &SessionId,
-        payment: Option<&PaymentId>,
-        now: Timestamp,
-    ) -> Result<PaymentRequestRecord, StoreError> {
-        let paid: Option<PaymentRequestRecord> = on_pool!(self, p => sqlx::query_as(concat!(
-            "UPDATE payment_requests SET status = 'paid', session_id = $4, payment_id = $5,
-                 updated_at_ms = $6
-             WHERE tenant_id = $1 AND id = $2 AND status = 'claimed' AND call_id = $3
-             RETURNING ", request_columns!()
-        ))
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .bind(call.as_str())
-        .bind(session.as_str())
-        .bind(payment.map(PaymentId::as_str))
-        .bind(now.unix_ms())
-        .fetch_optional(p)
-        .await?);
+        let paid: Option<PaymentRequestRecord> = self
+            .write_statement(move |tx| {
+                Box::pin(async move {
+                    Ok(on_tx!(tx, c => sqlx::query_as(concat!(
+                        "UPDATE payment_requests SET status = 'paid', session_id = $4, payment_id = $5,
+                             updated_at_ms = $6
+                         WHERE tenant_id = $1 AND id = $2 AND status = 'claimed' AND call_id = $3
+                         RETURNING ", request_columns!()
+                    ))
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .bind(call.as_str())
+                    .bind(session.as_str())
+                    .bind(payment.as_ref().map(PaymentId::as_str))
+                    .bind(now.unix_ms())
+                    .fetch_optional(&mut **c)
+                    .await?))
+                })
+            })
+            .await?;
         paid.ok_or(StoreError::InvalidState {
             operation: "settle a request this call has not claimed",
         })

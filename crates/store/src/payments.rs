@@ -24,7 +24,7 @@
 use serde_json::Value;
 
 use crate::Store;
-use crate::backend::{on_pool, on_tx};
+use crate::backend::{Urgency, on_pool, on_tx};
 use crate::currency::{CurrencyCode, minor_to_db, money_from_db};
 use crate::error::StoreError;
 use crate::events::{EventType, emit};
@@ -320,11 +320,7 @@ impl Store {
         new: &NewPayment,
         now: Timestamp,
     ) -> Result<BegunPayment, StoreError> {
-        let new = new.clone();
-        self.on_writer(
-            move |store| async move { store.begin_payment_in_writer(&new, None, now).await },
-        )
-        .await
+        self.begin_payment_with(new, None, now).await
     }
 
     /// As [`Store::begin_payment`], with the card's new token (`new.token_id` is its id)
@@ -340,60 +336,61 @@ impl Store {
         token: &TokenRow,
         now: Timestamp,
     ) -> Result<BegunPayment, StoreError> {
-        let (new, token) = (new.clone(), token.clone());
-        self.on_writer(move |store| async move {
-            store.begin_payment_in_writer(&new, Some(&token), now).await
-        })
-        .await
+        self.begin_payment_with(new, Some(token.clone()), now).await
     }
 
-    async fn begin_payment_in_writer(
+    /// The attempt (with the token, if any) in one urgent transaction, or the payment the
+    /// key already has.
+    async fn begin_payment_with(
         &self,
         new: &NewPayment,
-        token: Option<&TokenRow>,
+        token: Option<TokenRow>,
         now: Timestamp,
     ) -> Result<BegunPayment, StoreError> {
         let amount_minor = minor_to_db(new.amount)?;
         let id = PaymentId::generate(now);
+        let attempt = new.clone();
         // Committed before the gateway call: the attempt is durable first. A conflict means
         // the key was used before: read what is there.
-        let mut tx = self.begin_urgent().await?;
-        if let Some(token) = token {
-            insert_token_in(&mut tx, token).await?;
-        }
-        let inserted: Option<PaymentRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-            "INSERT INTO payments (id, tenant_id, idempotency_key, session_id, call_id, token_id,
-                 amount_minor, currency, description, brand, last4, gateway, status,
-                 refunded_minor, created_at_ms, updated_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', 0, $13, $13)
-             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING ", payment_columns!()
-        ))
-        .bind(id.as_str())
-        .bind(new.tenant_id.as_str())
-        .bind(new.idempotency_key.as_str())
-        .bind(new.session_id.as_ref().map(SessionId::as_str))
-        .bind(new.call_id.as_ref().map(CallId::as_str))
-        .bind(new.token_id.as_ref().map(TokenId::as_str))
-        .bind(amount_minor)
-        .bind(new.amount.currency().code())
-        .bind(new.description.as_deref())
-        .bind(new.card.as_ref().map(|c| c.brand.as_str()))
-        .bind(new.card.as_ref().map(CardSummary::last4))
-        .bind(&new.gateway)
-        .bind(now.unix_ms())
-        .fetch_optional(&mut **c)
-        .await?);
-        tx.commit().await?;
+        let inserted: Option<PaymentRecord> = self
+            .write(Urgency::Urgent, move |tx| {
+                Box::pin(async move {
+                    if let Some(token) = &token {
+                        insert_token_in(tx, token).await?;
+                    }
+                    let new = attempt;
+                    Ok(on_tx!(tx, c => sqlx::query_as(concat!(
+                        "INSERT INTO payments (id, tenant_id, idempotency_key, session_id, call_id, token_id,
+                             amount_minor, currency, description, brand, last4, gateway, status,
+                             refunded_minor, created_at_ms, updated_at_ms)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', 0, $13, $13)
+                         ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING ", payment_columns!()
+                    ))
+                    .bind(id.as_str())
+                    .bind(new.tenant_id.as_str())
+                    .bind(new.idempotency_key.as_str())
+                    .bind(new.session_id.as_ref().map(SessionId::as_str))
+                    .bind(new.call_id.as_ref().map(CallId::as_str))
+                    .bind(new.token_id.as_ref().map(TokenId::as_str))
+                    .bind(amount_minor)
+                    .bind(new.amount.currency().code())
+                    .bind(new.description.as_deref())
+                    .bind(new.card.as_ref().map(|c| c.brand.as_str()))
+                    .bind(new.card.as_ref().map(CardSummary::last4))
+                    .bind(&new.gateway)
+                    .bind(now.unix_ms())
+                    .fetch_optional(&mut **c)
+                    .await?))
+                })
+            })
+            .await?;
         let resumed = inserted.is_none();
         let record: PaymentRecord = match inserted {
             Some(record) => record,
-            None => on_pool!(self, p => sqlx::query_as(concat!(
-            "SELECT ", payment_columns!(), " FROM payments WHERE tenant_id = $1 AND idempotency_key = $2"
-        ))
-        .bind(new.tenant_id.as_str())
-        .bind(new.idempotency_key.as_str())
-        .fetch_one(p)
-        .await?),
+            None => self
+                .payment_by_key(&new.tenant_id, &new.idempotency_key)
+                .await?
+                .ok_or(StoreError::NotFound { kind: "payment" })?,
         };
         if record.amount() != new.amount {
             return Err(StoreError::IdempotencyConflict { kind: "payment" });
@@ -404,7 +401,7 @@ impl Store {
         })
     }
 
-    /// Records the gateway's final answer, its outbox event and its deliveries in one
+    /// Records the gateway's final answer    /// Records the gateway's final answer, its outbox event and its deliveries in one
     /// transaction, and completes the payment's session: the answer, whatever it is, is the
     /// session's result.
     ///
@@ -421,82 +418,73 @@ impl Store {
         now: Timestamp,
     ) -> Result<PaymentRecord, StoreError> {
         let outcome = outcome.clone();
-        self.on_writer(move |store| async move {
-            store.record_payment_result_in_writer(pending, &outcome, now).await
+        self.write(Urgency::Urgent, move |tx| {
+            Box::pin(async move {
+                let (status, gateway_ref, code, message) = match &outcome {
+                    PaymentOutcome::Succeeded { gateway_ref } => {
+                        (PaymentStatus::Succeeded, Some(gateway_ref), None, None)
+                    }
+                    PaymentOutcome::Declined { gateway_ref, code, message } => {
+                        (PaymentStatus::Declined, gateway_ref.as_ref(), Some(code), message.as_ref())
+                    }
+                    PaymentOutcome::Failed { gateway_ref, code, message } => {
+                        (PaymentStatus::Failed, gateway_ref.as_ref(), Some(code), message.as_ref())
+                    }
+                };
+                let id = pending.record.id;
+                let updated: Option<PaymentRecord> = on_tx!(tx, c => sqlx::query_as(concat!(
+                    "UPDATE payments SET status = $2, gateway_ref = $3, error_code = $4, error_message = $5,
+                         updated_at_ms = $6
+                     WHERE id = $1 AND status = 'pending' RETURNING ", payment_columns!()
+                ))
+                .bind(id.as_str())
+                .bind(status.as_str())
+                .bind(gateway_ref)
+                .bind(code)
+                .bind(message)
+                .bind(now.unix_ms())
+                .fetch_optional(&mut **c)
+                .await?);
+                let Some(record) = updated else {
+                    let existing: PaymentRecord = on_tx!(tx, c => sqlx::query_as(concat!(
+                        "SELECT ", payment_columns!(), " FROM payments WHERE id = $1"
+                    ))
+                    .bind(id.as_str())
+                    .fetch_one(&mut **c)
+                    .await?);
+                    return Ok(existing);
+                };
+                let event_type = match status {
+                    PaymentStatus::Succeeded => EventType::PaymentSucceeded,
+                    PaymentStatus::Declined => EventType::PaymentDeclined,
+                    _ => EventType::PaymentFailed,
+                };
+                emit(
+                    tx,
+                    &record.tenant_id,
+                    event_type,
+                    record.id.as_str(),
+                    payment_payload(&record),
+                    now,
+                )
+                .await?;
+                // The answer ends the session, whatever it was: the key now names this result, so
+                // another card is another session.
+                if let Some(session) = record.session_id.as_ref() {
+                    crate::sessions::complete_in_tx(
+                        tx,
+                        &record.tenant_id,
+                        session,
+                        None,
+                        Some(&record.id),
+                        now,
+                    )
+                    .await?;
+                }
+                Ok(record)
+            })
         })
         .await
-    }
-
-    async fn record_payment_result_in_writer(
-        &self,
-        pending: PendingPayment,
-        outcome: &PaymentOutcome,
-        now: Timestamp,
-    ) -> Result<PaymentRecord, StoreError> {
-        let (status, gateway_ref, code, message) = match outcome {
-            PaymentOutcome::Succeeded { gateway_ref } => {
-                (PaymentStatus::Succeeded, Some(gateway_ref), None, None)
-            }
-            PaymentOutcome::Declined { gateway_ref, code, message } => {
-                (PaymentStatus::Declined, gateway_ref.as_ref(), Some(code), message.as_ref())
-            }
-            PaymentOutcome::Failed { gateway_ref, code, message } => {
-                (PaymentStatus::Failed, gateway_ref.as_ref(), Some(code), message.as_ref())
-            }
-        };
-        let id = pending.record.id;
-        let mut tx = self.begin_urgent().await?;
-        let updated: Option<PaymentRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-            "UPDATE payments SET status = $2, gateway_ref = $3, error_code = $4, error_message = $5,
-                 updated_at_ms = $6
-             WHERE id = $1 AND status = 'pending' RETURNING ", payment_columns!()
-        ))
-        .bind(id.as_str())
-        .bind(status.as_str())
-        .bind(gateway_ref)
-        .bind(code)
-        .bind(message)
-        .bind(now.unix_ms())
-        .fetch_optional(&mut **c)
-        .await?);
-        let Some(record) = updated else {
-            let existing: PaymentRecord = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-                "SELECT ", payment_columns!(), " FROM payments WHERE id = $1"
-            ))
-            .bind(id.as_str())
-            .fetch_one(&mut **c)
-            .await?);
-            return Ok(existing);
-        };
-        let event_type = match status {
-            PaymentStatus::Succeeded => EventType::PaymentSucceeded,
-            PaymentStatus::Declined => EventType::PaymentDeclined,
-            _ => EventType::PaymentFailed,
-        };
-        emit(
-            &mut tx,
-            &record.tenant_id,
-            event_type,
-            record.id.as_str(),
-            payment_payload(&record),
-            now,
-        )
-        .await?;
-        // The answer ends the session, whatever it was: the key now names this result, so
-        // another card is another session.
-        if let Some(session) = record.session_id.as_ref() {
-            crate::sessions::complete_in_tx(
-                &mut tx,
-                &record.tenant_id,
-                session,
-                None,
-                Some(&record.id),
-                now,
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(record)
     }
 
     /// A payment by id.

@@ -7,7 +7,7 @@
 use serde_json::json;
 
 use crate::Store;
-use crate::backend::{Tx, on_pool, on_tx};
+use crate::backend::{Tx, Urgency, on_pool, on_tx};
 use crate::currency::{CurrencyCode, minor_to_db, money_from_db};
 use crate::error::StoreError;
 use crate::events::{EventType, emit};
@@ -232,71 +232,65 @@ impl Store {
         new: &NewRefund,
         now: Timestamp,
     ) -> Result<BegunRefund, StoreError> {
-        let new = new.clone();
-        self.on_writer(move |store| async move { store.begin_refund_in_writer(&new, now).await })
-            .await
-    }
-
-    async fn begin_refund_in_writer(
-        &self,
-        new: &NewRefund,
-        now: Timestamp,
-    ) -> Result<BegunRefund, StoreError> {
         let amount_minor = minor_to_db(new.amount)?;
         if amount_minor == 0 {
             return Err(StoreError::InvalidState { operation: "refund a zero amount" });
         }
-        let mut tx = self.begin().await?;
-        let existing: Option<RefundRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-            "SELECT ", refund_columns!(), " FROM refunds WHERE tenant_id = $1 AND idempotency_key = $2"
-        ))
-        .bind(new.tenant_id.as_str())
-        .bind(new.idempotency_key.as_str())
-        .fetch_optional(&mut **c)
-        .await?);
-        let payment = payment_for_refund(&mut tx, &new.tenant_id, &new.payment_id)
-            .await?
-            .ok_or(StoreError::NotFound { kind: "payment" })?;
-        if let Some(record) = existing {
-            if record.payment_id != new.payment_id || record.amount() != new.amount {
-                return Err(StoreError::IdempotencyConflict { kind: "refund" });
-            }
-            return Ok(match record.status {
-                RefundStatus::Pending => BegunRefund::Pending(PendingRefund {
-                    record,
-                    gateway_payment_ref: payment.gateway_ref,
-                }),
-                _ => BegunRefund::Finished(record),
-            });
-        }
-        if payment.status != PaymentStatus::Succeeded.as_str() {
-            return Err(StoreError::InvalidState {
-                operation: "refund a payment that did not succeed",
-            });
-        }
-        if payment.currency != new.amount.currency().code()
-            || payment.committed_minor.saturating_add(amount_minor) > payment.amount_minor
-        {
-            return Err(StoreError::RefundExceedsPayment);
-        }
-        let id = RefundId::generate(now);
-        let record: RefundRecord = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-            "INSERT INTO refunds (id, tenant_id, payment_id, idempotency_key, amount_minor, currency,
-                 reason, status, created_at_ms, updated_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8) RETURNING ", refund_columns!()
-        ))
-        .bind(id.as_str())
-        .bind(new.tenant_id.as_str())
-        .bind(new.payment_id.as_str())
-        .bind(new.idempotency_key.as_str())
-        .bind(amount_minor)
-        .bind(new.amount.currency().code())
-        .bind(new.reason.as_deref())
-        .bind(now.unix_ms())
-        .fetch_one(&mut **c)
-        .await?);
-        tx.commit().await?;
-        Ok(BegunRefund::Pending(PendingRefund { record, gateway_payment_ref: payment.gateway_ref }))
+        let new = new.clone();
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                let existing: Option<RefundRecord> = on_tx!(tx, c => sqlx::query_as(concat!(
+                    "SELECT ", refund_columns!(), " FROM refunds WHERE tenant_id = $1 AND idempotency_key = $2"
+                ))
+                .bind(new.tenant_id.as_str())
+                .bind(new.idempotency_key.as_str())
+                .fetch_optional(&mut **c)
+                .await?);
+                let payment = payment_for_refund(tx, &new.tenant_id, &new.payment_id)
+                    .await?
+                    .ok_or(StoreError::NotFound { kind: "payment" })?;
+                if let Some(record) = existing {
+                    if record.payment_id != new.payment_id || record.amount() != new.amount {
+                        return Err(StoreError::IdempotencyConflict { kind: "refund" });
+                    }
+                    return Ok(match record.status {
+                        RefundStatus::Pending => BegunRefund::Pending(PendingRefund {
+                            record,
+                            gateway_payment_ref: payment.gateway_ref,
+                        }),
+                        _ => BegunRefund::Finished(record),
+                    });
+                }
+                if payment.status != PaymentStatus::Succeeded.as_str() {
+                    return Err(StoreError::InvalidState {
+                        operation: "refund a payment that did not succeed",
+                    });
+                }
+                if payment.currency != new.amount.currency().code()
+                    || payment.committed_minor.saturating_add(amount_minor) > payment.amount_minor
+                {
+                    return Err(StoreError::RefundExceedsPayment);
+                }
+                let id = RefundId::generate(now);
+                let record: RefundRecord = on_tx!(tx, c => sqlx::query_as(concat!(
+                    "INSERT INTO refunds (id, tenant_id, payment_id, idempotency_key, amount_minor, currency,
+                         reason, status, created_at_ms, updated_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending', $8, $8) RETURNING ", refund_columns!()
+                ))
+                .bind(id.as_str())
+                .bind(new.tenant_id.as_str())
+                .bind(new.payment_id.as_str())
+                .bind(new.idempotency_key.as_str())
+                .bind(amount_minor)
+                .bind(new.amount.currency().code())
+                .bind(new.reason.as_deref())
+                .bind(now.unix_ms())
+                .fetch_one(&mut **c)
+                .await?);
+                Ok(BegunRefund::Pending(PendingRefund { record, gateway_payment_ref: payment.gateway_ref }))
+            })
+        })
+        .await
     }
 
     /// Records a refund's answer, the payment's refunded total and the event in one
@@ -311,69 +305,60 @@ impl Store {
         now: Timestamp,
     ) -> Result<RefundRecord, StoreError> {
         let outcome = outcome.clone();
-        self.on_writer(move |store| async move {
-            store.record_refund_result_in_writer(pending, &outcome, now).await
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                let (status, gateway_ref, code, message) = match &outcome {
+                    RefundOutcome::Succeeded { gateway_ref } => {
+                        (RefundStatus::Succeeded, Some(gateway_ref), None, None)
+                    }
+                    RefundOutcome::Failed { code, message } => {
+                        (RefundStatus::Failed, None, Some(code), message.as_ref())
+                    }
+                };
+                let id = pending.record.id;
+                let updated: Option<RefundRecord> = on_tx!(tx, c => sqlx::query_as(concat!(
+                    "UPDATE refunds SET status = $2, gateway_ref = $3, error_code = $4, error_message = $5,
+                         updated_at_ms = $6
+                     WHERE id = $1 AND status = 'pending' RETURNING ", refund_columns!()
+                ))
+                .bind(id.as_str())
+                .bind(status.as_str())
+                .bind(gateway_ref)
+                .bind(code)
+                .bind(message)
+                .bind(now.unix_ms())
+                .fetch_optional(&mut **c)
+                .await?);
+                let Some(record) = updated else {
+                    let existing: RefundRecord = on_tx!(tx, c => sqlx::query_as(concat!(
+                        "SELECT ", refund_columns!(), " FROM refunds WHERE id = $1"
+                    ))
+                    .bind(id.as_str())
+                    .fetch_one(&mut **c)
+                    .await?);
+                    return Ok(existing);
+                };
+                if status == RefundStatus::Succeeded {
+                    on_tx!(tx, c => sqlx::query(
+                        "UPDATE payments SET refunded_minor = refunded_minor + $2, updated_at_ms = $3 WHERE id = $1",
+                    )
+                    .bind(record.payment_id.as_str())
+                    .bind(record.amount_minor)
+                    .bind(now.unix_ms())
+                    .execute(&mut **c)
+                    .await?.rows_affected());
+                }
+                let event_type = if status == RefundStatus::Succeeded {
+                    EventType::RefundSucceeded
+                } else {
+                    EventType::RefundFailed
+                };
+                let payload = serde_json::to_value(&record).unwrap_or_else(|_| json!({}));
+                emit(tx, &record.tenant_id, event_type, record.id.as_str(), payload, now).await?;
+                Ok(record)
+            })
         })
         .await
-    }
-
-    async fn record_refund_result_in_writer(
-        &self,
-        pending: PendingRefund,
-        outcome: &RefundOutcome,
-        now: Timestamp,
-    ) -> Result<RefundRecord, StoreError> {
-        let (status, gateway_ref, code, message) = match outcome {
-            RefundOutcome::Succeeded { gateway_ref } => {
-                (RefundStatus::Succeeded, Some(gateway_ref), None, None)
-            }
-            RefundOutcome::Failed { code, message } => {
-                (RefundStatus::Failed, None, Some(code), message.as_ref())
-            }
-        };
-        let id = pending.record.id;
-        let mut tx = self.begin().await?;
-        let updated: Option<RefundRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-            "UPDATE refunds SET status = $2, gateway_ref = $3, error_code = $4, error_message = $5,
-                 updated_at_ms = $6
-             WHERE id = $1 AND status = 'pending' RETURNING ", refund_columns!()
-        ))
-        .bind(id.as_str())
-        .bind(status.as_str())
-        .bind(gateway_ref)
-        .bind(code)
-        .bind(message)
-        .bind(now.unix_ms())
-        .fetch_optional(&mut **c)
-        .await?);
-        let Some(record) = updated else {
-            let existing: RefundRecord = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-                "SELECT ", refund_columns!(), " FROM refunds WHERE id = $1"
-            ))
-            .bind(id.as_str())
-            .fetch_one(&mut **c)
-            .await?);
-            return Ok(existing);
-        };
-        if status == RefundStatus::Succeeded {
-            on_tx!(&mut tx, c => sqlx::query(
-                "UPDATE payments SET refunded_minor = refunded_minor + $2, updated_at_ms = $3 WHERE id = $1",
-            )
-            .bind(record.payment_id.as_str())
-            .bind(record.amount_minor)
-            .bind(now.unix_ms())
-            .execute(&mut **c)
-            .await?.rows_affected());
-        }
-        let event_type = if status == RefundStatus::Succeeded {
-            EventType::RefundSucceeded
-        } else {
-            EventType::RefundFailed
-        };
-        let payload = serde_json::to_value(&record).unwrap_or_else(|_| json!({}));
-        emit(&mut tx, &record.tenant_id, event_type, record.id.as_str(), payload, now).await?;
-        tx.commit().await?;
-        Ok(record)
     }
 
     /// The refunds of a payment, oldest first.

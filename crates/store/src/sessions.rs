@@ -6,7 +6,7 @@
 use serde_json::json;
 
 use crate::Store;
-use crate::backend::{Tx, on_pool, on_tx};
+use crate::backend::{Tx, Urgency, on_pool, on_tx};
 use crate::currency::{CurrencyCode, minor_to_db, money_from_db};
 use crate::error::StoreError;
 use crate::events::{EventType, emit};
@@ -259,67 +259,61 @@ impl Store {
         now: Timestamp,
     ) -> Result<SessionRecord, StoreError> {
         let new = new.clone();
-        self.on_writer(move |store| async move { store.open_session_in_writer(&new, now).await })
-            .await
-    }
-
-    async fn open_session_in_writer(
-        &self,
-        new: &NewSession,
-        now: Timestamp,
-    ) -> Result<SessionRecord, StoreError> {
-        let amount_minor = minor_to_db(new.amount)?;
-        let id = SessionId::generate(now);
-        let mut tx = self.begin().await?;
-        let inserted: Option<SessionRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-            "INSERT INTO payment_sessions (id, tenant_id, call_id, idempotency_key, amount_minor,
-                 currency, description, customer_ref, token_type, status, created_at_ms, updated_at_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $10)
-             ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING ", session_columns!()
-        ))
-        .bind(id.as_str())
-        .bind(new.tenant_id.as_str())
-        .bind(new.call_id.as_ref().map(CallId::as_str))
-        .bind(new.idempotency_key.as_str())
-        .bind(amount_minor)
-        .bind(new.amount.currency().code())
-        .bind(new.description.as_deref())
-        .bind(new.customer_ref.as_deref())
-        .bind(new.token_type.name())
-        .bind(now.unix_ms())
-        .fetch_optional(&mut **c)
-        .await?);
-        let record = if let Some(record) = inserted {
-            let payload = serde_json::to_value(&record).unwrap_or_default();
-            emit(
-                &mut tx,
-                &new.tenant_id,
-                EventType::PaymentCreated,
-                record.id.as_str(),
-                payload,
-                now,
-            )
-            .await?;
-            record
-        } else {
-            let existing: SessionRecord = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-                "SELECT ", session_columns!(), " FROM payment_sessions WHERE tenant_id = $1 AND idempotency_key = $2"
-            ))
-            .bind(new.tenant_id.as_str())
-            .bind(new.idempotency_key.as_str())
-            .fetch_one(&mut **c)
-            .await?);
-            if existing.amount() != new.amount {
-                return Err(StoreError::IdempotencyConflict { kind: "session" });
-            }
-            if existing.call_id.as_ref() == new.call_id.as_ref() {
-                existing
-            } else {
-                resume_on_call(&mut tx, existing, new, now).await?
-            }
-        };
-        tx.commit().await?;
-        Ok(record)
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                let amount_minor = minor_to_db(new.amount)?;
+                let id = SessionId::generate(now);
+                let inserted: Option<SessionRecord> = on_tx!(tx, c => sqlx::query_as(concat!(
+                    "INSERT INTO payment_sessions (id, tenant_id, call_id, idempotency_key, amount_minor,
+                         currency, description, customer_ref, token_type, status, created_at_ms, updated_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'open', $10, $10)
+                     ON CONFLICT (tenant_id, idempotency_key) DO NOTHING RETURNING ", session_columns!()
+                ))
+                .bind(id.as_str())
+                .bind(new.tenant_id.as_str())
+                .bind(new.call_id.as_ref().map(CallId::as_str))
+                .bind(new.idempotency_key.as_str())
+                .bind(amount_minor)
+                .bind(new.amount.currency().code())
+                .bind(new.description.as_deref())
+                .bind(new.customer_ref.as_deref())
+                .bind(new.token_type.name())
+                .bind(now.unix_ms())
+                .fetch_optional(&mut **c)
+                .await?);
+                let record = if let Some(record) = inserted {
+                    let payload = serde_json::to_value(&record).unwrap_or_default();
+                    emit(
+                        tx,
+                        &new.tenant_id,
+                        EventType::PaymentCreated,
+                        record.id.as_str(),
+                        payload,
+                        now,
+                    )
+                    .await?;
+                    record
+                } else {
+                    let existing: SessionRecord = on_tx!(tx, c => sqlx::query_as(concat!(
+                        "SELECT ", session_columns!(), " FROM payment_sessions WHERE tenant_id = $1 AND idempotency_key = $2"
+                    ))
+                    .bind(new.tenant_id.as_str())
+                    .bind(new.idempotency_key.as_str())
+                    .fetch_one(&mut **c)
+                    .await?);
+                    if existing.amount() != new.amount {
+                        return Err(StoreError::IdempotencyConflict { kind: "session" });
+                    }
+                    if existing.call_id.as_ref() == new.call_id.as_ref() {
+                        existing
+                    } else {
+                        resume_on_call(tx, existing, &new, now).await?
+                    }
+                };
+                Ok(record)
+            })
+        })
+        .await
     }
 
     /// Completes a tokenize-only session with its token (a charging session completes by
@@ -335,23 +329,15 @@ impl Store {
         now: Timestamp,
     ) -> Result<SessionRecord, StoreError> {
         let (tenant, session, token) = (tenant.clone(), session.clone(), token.clone());
-        self.on_writer(move |store| async move {
-            store.complete_session_with_token_in_writer(&tenant, &session, &token, now).await
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                let done = complete_in_tx(tx, &tenant, &session, Some(&token), None, now).await?;
+                done.ok_or(StoreError::InvalidState {
+                    operation: "complete a session that is not open",
+                })
+            })
         })
         .await
-    }
-
-    async fn complete_session_with_token_in_writer(
-        &self,
-        tenant: &TenantId,
-        session: &SessionId,
-        token: &TokenId,
-        now: Timestamp,
-    ) -> Result<SessionRecord, StoreError> {
-        let mut tx = self.begin().await?;
-        let done = complete_in_tx(&mut tx, tenant, session, Some(token), None, now).await?;
-        tx.commit().await?;
-        done.ok_or(StoreError::InvalidState { operation: "complete a session that is not open" })
     }
 
     /// Cancels an open session and emits `session.cancelled`.
@@ -365,34 +351,25 @@ impl Store {
         now: Timestamp,
     ) -> Result<SessionRecord, StoreError> {
         let (tenant, session) = (tenant.clone(), session.clone());
-        self.on_writer(move |store| async move {
-            store.cancel_session_in_writer(&tenant, &session, now).await
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                let updated: Option<SessionRecord> = on_tx!(tx, c => sqlx::query_as(concat!(
+                    "UPDATE payment_sessions SET status = 'cancelled', updated_at_ms = $3
+                     WHERE tenant_id = $1 AND id = $2 AND status = 'open' RETURNING ", session_columns!()
+                ))
+                .bind(tenant.as_str())
+                .bind(session.as_str())
+                .bind(now.unix_ms())
+                .fetch_optional(&mut **c)
+                .await?);
+                let record = updated
+                    .ok_or(StoreError::InvalidState { operation: "cancel a session that is not open" })?;
+                let payload = serde_json::to_value(&record).unwrap_or_default();
+                emit(tx, &tenant, EventType::PaymentCancelled, session.as_str(), payload, now).await?;
+                Ok(record)
+            })
         })
         .await
-    }
-
-    async fn cancel_session_in_writer(
-        &self,
-        tenant: &TenantId,
-        session: &SessionId,
-        now: Timestamp,
-    ) -> Result<SessionRecord, StoreError> {
-        let mut tx = self.begin().await?;
-        let updated: Option<SessionRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-            "UPDATE payment_sessions SET status = 'cancelled', updated_at_ms = $3
-             WHERE tenant_id = $1 AND id = $2 AND status = 'open' RETURNING ", session_columns!()
-        ))
-        .bind(tenant.as_str())
-        .bind(session.as_str())
-        .bind(now.unix_ms())
-        .fetch_optional(&mut **c)
-        .await?);
-        let record = updated
-            .ok_or(StoreError::InvalidState { operation: "cancel a session that is not open" })?;
-        let payload = serde_json::to_value(&record).unwrap_or_default();
-        emit(&mut tx, tenant, EventType::PaymentCancelled, session.as_str(), payload, now).await?;
-        tx.commit().await?;
-        Ok(record)
     }
 
     /// A session by id.
@@ -425,38 +402,32 @@ impl Store {
         now: Timestamp,
     ) -> Result<CallRecord, StoreError> {
         let new = new.clone();
-        self.on_writer(move |store| async move { store.start_call_in_writer(&new, now).await })
-            .await
-    }
-
-    async fn start_call_in_writer(
-        &self,
-        new: &NewCall,
-        now: Timestamp,
-    ) -> Result<CallRecord, StoreError> {
-        let mut tx = self.begin().await?;
-        let record: CallRecord = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-            "INSERT INTO calls (id, tenant_id, sip_call_id, profile, started_at_ms, agent, caller, called, node)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ", call_columns!()
-        ))
-        .bind(new.id.as_str())
-        .bind(new.tenant_id.as_str())
-        .bind(&new.sip_call_id)
-        .bind(&new.profile)
-        .bind(now.unix_ms())
-        .bind(new.agent.as_deref())
-        .bind(new.caller.as_deref())
-        .bind(new.called.as_deref())
-        .bind(&new.node)
-        .fetch_one(&mut **c)
-        .await?);
-        let payload = json!({
-            "call_id": record.id, "profile": record.profile, "agent": record.agent, "started_at": now.unix_ms(),
-        });
-        emit(&mut tx, &new.tenant_id, EventType::CallStarted, new.id.as_str(), payload, now)
-            .await?;
-        tx.commit().await?;
-        Ok(record)
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                let record: CallRecord = on_tx!(tx, c => sqlx::query_as(concat!(
+                    "INSERT INTO calls (id, tenant_id, sip_call_id, profile, started_at_ms, agent, caller, called, node)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ", call_columns!()
+                ))
+                .bind(new.id.as_str())
+                .bind(new.tenant_id.as_str())
+                .bind(&new.sip_call_id)
+                .bind(&new.profile)
+                .bind(now.unix_ms())
+                .bind(new.agent.as_deref())
+                .bind(new.caller.as_deref())
+                .bind(new.called.as_deref())
+                .bind(&new.node)
+                .fetch_one(&mut **c)
+                .await?);
+                let payload = json!({
+                    "call_id": record.id, "profile": record.profile, "agent": record.agent, "started_at": now.unix_ms(),
+                });
+                emit(tx, &new.tenant_id, EventType::CallStarted, new.id.as_str(), payload, now)
+                    .await?;
+                Ok(record)
+            })
+        })
+        .await
     }
 
     /// Marks the call answered (by `agent`, when known) and announces `call.answered`. A call
@@ -471,41 +442,35 @@ impl Store {
         agent: Option<&str>,
         now: Timestamp,
     ) -> Result<CallRecord, StoreError> {
-        let (tenant, call) = (tenant.clone(), call.clone());
+        let (owner, id) = (tenant.clone(), call.clone());
         let agent = agent.map(str::to_owned);
-        self.on_writer(move |store| async move {
-            store.answer_call_in_writer(&tenant, &call, agent.as_deref(), now).await
-        })
-        .await
-    }
-
-    async fn answer_call_in_writer(
-        &self,
-        tenant: &TenantId,
-        call: &CallId,
-        agent: Option<&str>,
-        now: Timestamp,
-    ) -> Result<CallRecord, StoreError> {
-        let mut tx = self.begin().await?;
-        let updated: Option<CallRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-            "UPDATE calls SET answered_at_ms = $3, agent = COALESCE($4, agent)
-             WHERE tenant_id = $1 AND id = $2 AND answered_at_ms IS NULL RETURNING ", call_columns!()
-        ))
-        .bind(tenant.as_str())
-        .bind(call.as_str())
-        .bind(now.unix_ms())
-        .bind(agent)
-        .fetch_optional(&mut **c)
-        .await?);
-        let Some(record) = updated else {
-            drop(tx);
-            return self.call(tenant, call).await;
-        };
-        let payload =
-            json!({ "call_id": record.id, "agent": record.agent, "answered_at": now.unix_ms() });
-        emit(&mut tx, tenant, EventType::CallAnswered, call.as_str(), payload, now).await?;
-        tx.commit().await?;
-        Ok(record)
+        let answered = self
+            .write(Urgency::Normal, move |tx| {
+                Box::pin(async move {
+                    let updated: Option<CallRecord> = on_tx!(tx, c => sqlx::query_as(concat!(
+                        "UPDATE calls SET answered_at_ms = $3, agent = COALESCE($4, agent)
+                         WHERE tenant_id = $1 AND id = $2 AND answered_at_ms IS NULL RETURNING ", call_columns!()
+                    ))
+                    .bind(owner.as_str())
+                    .bind(id.as_str())
+                    .bind(now.unix_ms())
+                    .bind(agent.as_deref())
+                    .fetch_optional(&mut **c)
+                    .await?);
+                    if let Some(record) = &updated {
+                        let payload = json!({
+                            "call_id": record.id, "agent": record.agent, "answered_at": now.unix_ms(),
+                        });
+                        emit(tx, &owner, EventType::CallAnswered, id.as_str(), payload, now).await?;
+                    }
+                    Ok(updated)
+                })
+            })
+            .await?;
+        match answered {
+            Some(record) => Ok(record),
+            None => self.call(tenant, call).await,
+        }
     }
 
     /// One call.
@@ -560,50 +525,40 @@ impl Store {
         now: Timestamp,
     ) -> Result<CallRecord, StoreError> {
         let (tenant, call, reason) = (tenant.clone(), call.clone(), reason.to_owned());
-        self.on_writer(move |store| async move {
-            store.end_call_in_writer(&tenant, &call, &reason, now).await
-        })
-        .await
-    }
-
-    async fn end_call_in_writer(
-        &self,
-        tenant: &TenantId,
-        call: &CallId,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<CallRecord, StoreError> {
-        let mut tx = self.begin().await?;
-        let updated: Option<CallRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-            "UPDATE calls SET ended_at_ms = $3, end_reason = $4
-             WHERE tenant_id = $1 AND id = $2 AND ended_at_ms IS NULL RETURNING ", call_columns!()
-        ))
-        .bind(tenant.as_str())
-        .bind(call.as_str())
-        .bind(now.unix_ms())
-        .bind(reason)
-        .fetch_optional(&mut **c)
-        .await?);
-        let record = match updated {
-            Some(record) => {
-                let payload =
-                    json!({ "call_id": record.id, "reason": reason, "ended_at": now.unix_ms() });
-                emit(&mut tx, tenant, EventType::CallEnded, call.as_str(), payload, now).await?;
-                record
-            }
-            None => {
-                let existing: Option<CallRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-                    "SELECT ", call_columns!(), " FROM calls WHERE tenant_id = $1 AND id = $2"
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                let updated: Option<CallRecord> = on_tx!(tx, c => sqlx::query_as(concat!(
+                    "UPDATE calls SET ended_at_ms = $3, end_reason = $4
+                     WHERE tenant_id = $1 AND id = $2 AND ended_at_ms IS NULL RETURNING ", call_columns!()
                 ))
                 .bind(tenant.as_str())
                 .bind(call.as_str())
+                .bind(now.unix_ms())
+                .bind(&reason)
                 .fetch_optional(&mut **c)
                 .await?);
-                existing.ok_or(StoreError::NotFound { kind: "call" })?
-            }
-        };
-        tx.commit().await?;
-        Ok(record)
+                let record = match updated {
+                    Some(record) => {
+                        let payload =
+                            json!({ "call_id": record.id, "reason": reason, "ended_at": now.unix_ms() });
+                        emit(tx, &tenant, EventType::CallEnded, call.as_str(), payload, now).await?;
+                        record
+                    }
+                    None => {
+                        let existing: Option<CallRecord> = on_tx!(tx, c => sqlx::query_as(concat!(
+                            "SELECT ", call_columns!(), " FROM calls WHERE tenant_id = $1 AND id = $2"
+                        ))
+                        .bind(tenant.as_str())
+                        .bind(call.as_str())
+                        .fetch_optional(&mut **c)
+                        .await?);
+                        existing.ok_or(StoreError::NotFound { kind: "call" })?
+                    }
+                };
+                Ok(record)
+            })
+        })
+        .await
     }
 
     /// Ends the calls `node` left in progress (it crashed or restarted: their media died with
@@ -620,36 +575,26 @@ impl Store {
         now: Timestamp,
     ) -> Result<Vec<CallRecord>, StoreError> {
         let (tenant, node, reason) = (tenant.clone(), node.to_owned(), reason.to_owned());
-        self.on_writer(move |store| async move {
-            store.end_calls_of_node_in_writer(&tenant, &node, &reason, now).await
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                let ended: Vec<CallRecord> = on_tx!(tx, c => sqlx::query_as(concat!(
+                    "UPDATE calls SET ended_at_ms = $3, end_reason = $4
+                     WHERE tenant_id = $1 AND node = $2 AND ended_at_ms IS NULL RETURNING ", call_columns!()
+                ))
+                .bind(tenant.as_str())
+                .bind(node)
+                .bind(now.unix_ms())
+                .bind(&reason)
+                .fetch_all(&mut **c)
+                .await?);
+                for record in &ended {
+                    let payload =
+                        json!({ "call_id": record.id, "reason": reason, "ended_at": now.unix_ms() });
+                    emit(tx, &tenant, EventType::CallEnded, record.id.as_str(), payload, now).await?;
+                }
+                Ok(ended)
+            })
         })
         .await
-    }
-
-    async fn end_calls_of_node_in_writer(
-        &self,
-        tenant: &TenantId,
-        node: &str,
-        reason: &str,
-        now: Timestamp,
-    ) -> Result<Vec<CallRecord>, StoreError> {
-        let mut tx = self.begin().await?;
-        let ended: Vec<CallRecord> = on_tx!(&mut tx, c => sqlx::query_as(concat!(
-            "UPDATE calls SET ended_at_ms = $3, end_reason = $4
-             WHERE tenant_id = $1 AND node = $2 AND ended_at_ms IS NULL RETURNING ", call_columns!()
-        ))
-        .bind(tenant.as_str())
-        .bind(node)
-        .bind(now.unix_ms())
-        .bind(reason)
-        .fetch_all(&mut **c)
-        .await?);
-        for record in &ended {
-            let payload =
-                json!({ "call_id": record.id, "reason": reason, "ended_at": now.unix_ms() });
-            emit(&mut tx, tenant, EventType::CallEnded, record.id.as_str(), payload, now).await?;
-        }
-        tx.commit().await?;
-        Ok(ended)
     }
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 use sqlx::types::Json;
 
 use crate::Store;
-use crate::backend::{on_pool, on_tx, write_one};
+use crate::backend::{Urgency, on_pool, on_tx, write_one};
 use crate::error::StoreError;
 use crate::id::{SinkId, TenantId};
 use crate::time::Timestamp;
@@ -136,29 +136,17 @@ impl Store {
         enabled: bool,
     ) -> Result<(), StoreError> {
         let (id, event_types, config) = (id.clone(), event_types.to_vec(), config.clone());
-        self.on_writer(move |store| async move {
-            store.update_sink_in_writer(&id, &event_types, &config, enabled).await
-        })
-        .await
-    }
-
-    async fn update_sink_in_writer(
-        &self,
-        id: &SinkId,
-        event_types: &[String],
-        config: &Value,
-        enabled: bool,
-    ) -> Result<(), StoreError> {
-        let done = write_one!(self, p => sqlx::query(
-            "UPDATE sinks SET event_types = $2, config = $3, enabled = $4 WHERE id = $1",
+        let done = write_one!(
+            self,
+            sqlx::query(
+                "UPDATE sinks SET event_types = $2, config = $3, enabled = $4 WHERE id = $1",
+            )
+            .bind(id.as_str())
+            .bind(Json(&event_types))
+            .bind(Json(&config))
+            .bind(enabled)
         )
-        .bind(id.as_str())
-        .bind(Json(event_types))
-        .bind(Json(config))
-        .bind(enabled)
-        .execute(p)
-        .await?
-        .rows_affected());
+        .await?;
         if done == 0 {
             return Err(StoreError::NotFound { kind: "sink" });
         }
@@ -175,51 +163,43 @@ impl Store {
         now: Timestamp,
     ) -> Result<SinkId, StoreError> {
         let new = new.clone();
-        self.on_writer(
-            move |store| async move { store.add_webhook_endpoint_in_writer(&new, now).await },
-        )
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                let id = SinkId::generate(now);
+                on_tx!(tx, c => sqlx::query(
+                    "INSERT INTO sinks (id, tenant_id, kind, name, event_types, config, enabled, created_at_ms)
+                     VALUES ($1, $2, 'webhook', $3, $4, $5, TRUE, $6)",
+                )
+                .bind(id.as_str())
+                .bind(new.tenant_id.as_str())
+                .bind(&new.description)
+                .bind(Json(&new.event_types))
+                .bind(Json(serde_json::json!({})))
+                .bind(now.unix_ms())
+                .execute(&mut **c)
+                .await?
+                .rows_affected());
+                on_tx!(tx, c => sqlx::query(
+                    "INSERT INTO webhook_endpoints (sink_id, url) VALUES ($1, $2)",
+                )
+                .bind(id.as_str())
+                .bind(&new.url)
+                .execute(&mut **c)
+                .await?
+                .rows_affected());
+                on_tx!(tx, c => sqlx::query(
+                    "INSERT INTO webhook_secrets (sink_id, secret, created_at_ms) VALUES ($1, $2, $3)",
+                )
+                .bind(id.as_str())
+                .bind(&new.secret)
+                .bind(now.unix_ms())
+                .execute(&mut **c)
+                .await?
+                .rows_affected());
+                Ok(id)
+            })
+        })
         .await
-    }
-
-    async fn add_webhook_endpoint_in_writer(
-        &self,
-        new: &NewWebhookEndpoint,
-        now: Timestamp,
-    ) -> Result<SinkId, StoreError> {
-        let id = SinkId::generate(now);
-        let mut tx = self.begin().await?;
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO sinks (id, tenant_id, kind, name, event_types, config, enabled, created_at_ms)
-             VALUES ($1, $2, 'webhook', $3, $4, $5, TRUE, $6)",
-        )
-        .bind(id.as_str())
-        .bind(new.tenant_id.as_str())
-        .bind(&new.description)
-        .bind(Json(&new.event_types))
-        .bind(Json(serde_json::json!({})))
-        .bind(now.unix_ms())
-        .execute(&mut **c)
-        .await?
-        .rows_affected());
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO webhook_endpoints (sink_id, url) VALUES ($1, $2)",
-        )
-        .bind(id.as_str())
-        .bind(&new.url)
-        .execute(&mut **c)
-        .await?
-        .rows_affected());
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO webhook_secrets (sink_id, secret, created_at_ms) VALUES ($1, $2, $3)",
-        )
-        .bind(id.as_str())
-        .bind(&new.secret)
-        .bind(now.unix_ms())
-        .execute(&mut **c)
-        .await?
-        .rows_affected());
-        tx.commit().await?;
-        Ok(id)
     }
 
     /// A webhook endpoint with the secrets live at `now`.
@@ -288,55 +268,46 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.on_writer(move |store| async move {
-            store.delete_webhook_endpoint_in_writer(&tenant, &id, now).await
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                let reason: Option<Option<String>> = on_tx!(tx, c => sqlx::query_scalar(
+                    "SELECT w.disabled_reason FROM webhook_endpoints w JOIN sinks s ON s.id = w.sink_id
+                     WHERE w.sink_id = $1 AND s.tenant_id = $2",
+                )
+                .bind(id.as_str())
+                .bind(tenant.as_str())
+                .fetch_optional(&mut **c)
+                .await?);
+                match reason {
+                    None => return Err(StoreError::NotFound { kind: "webhook endpoint" }),
+                    Some(Some(_)) => return Ok(false),
+                    Some(None) => {}
+                }
+                on_tx!(tx, c => sqlx::query("UPDATE sinks SET enabled = FALSE WHERE id = $1")
+                    .bind(id.as_str())
+                    .execute(&mut **c)
+                    .await?
+                    .rows_affected());
+                on_tx!(tx, c => sqlx::query(
+                    "UPDATE webhook_endpoints SET disabled_reason = 'deleted' WHERE sink_id = $1",
+                )
+                .bind(id.as_str())
+                .execute(&mut **c)
+                .await?
+                .rows_affected());
+                on_tx!(tx, c => sqlx::query(
+                    "UPDATE deliveries SET status = 'dead', last_error = 'endpoint deleted', updated_at_ms = $2
+                     WHERE sink_id = $1 AND status = 'pending'",
+                )
+                .bind(id.as_str())
+                .bind(now.unix_ms())
+                .execute(&mut **c)
+                .await?
+                .rows_affected());
+                Ok(true)
+            })
         })
         .await
-    }
-
-    async fn delete_webhook_endpoint_in_writer(
-        &self,
-        tenant: &TenantId,
-        id: &SinkId,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
-        let reason: Option<Option<String>> = on_tx!(&mut tx, c => sqlx::query_scalar(
-            "SELECT w.disabled_reason FROM webhook_endpoints w JOIN sinks s ON s.id = w.sink_id
-             WHERE w.sink_id = $1 AND s.tenant_id = $2",
-        )
-        .bind(id.as_str())
-        .bind(tenant.as_str())
-        .fetch_optional(&mut **c)
-        .await?);
-        match reason {
-            None => return Err(StoreError::NotFound { kind: "webhook endpoint" }),
-            Some(Some(_)) => return Ok(false),
-            Some(None) => {}
-        }
-        on_tx!(&mut tx, c => sqlx::query("UPDATE sinks SET enabled = FALSE WHERE id = $1")
-            .bind(id.as_str())
-            .execute(&mut **c)
-            .await?
-            .rows_affected());
-        on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE webhook_endpoints SET disabled_reason = 'deleted' WHERE sink_id = $1",
-        )
-        .bind(id.as_str())
-        .execute(&mut **c)
-        .await?
-        .rows_affected());
-        on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE deliveries SET status = 'dead', last_error = 'endpoint deleted', updated_at_ms = $2
-             WHERE sink_id = $1 AND status = 'pending'",
-        )
-        .bind(id.as_str())
-        .bind(now.unix_ms())
-        .execute(&mut **c)
-        .await?
-        .rows_affected());
-        tx.commit().await?;
-        Ok(true)
     }
 
     /// Adds a new signing secret to an endpoint; its current secrets keep signing until
@@ -352,42 +323,32 @@ impl Store {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let (id, new_secret) = (id.clone(), new_secret.to_owned());
-        self.on_writer(move |store| async move {
-            store.rotate_webhook_secret_in_writer(&id, &new_secret, old_expire_at, now).await
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                let expired = on_tx!(tx, c => sqlx::query(
+                    "UPDATE webhook_secrets SET expires_at_ms = $2
+                     WHERE sink_id = $1 AND (expires_at_ms IS NULL OR expires_at_ms > $2)",
+                )
+                .bind(id.as_str())
+                .bind(old_expire_at.unix_ms())
+                .execute(&mut **c)
+                .await?
+                .rows_affected());
+                if expired == 0 {
+                    return Err(StoreError::NotFound { kind: "webhook endpoint" });
+                }
+                on_tx!(tx, c => sqlx::query(
+                    "INSERT INTO webhook_secrets (sink_id, secret, created_at_ms) VALUES ($1, $2, $3)",
+                )
+                .bind(id.as_str())
+                .bind(new_secret)
+                .bind(now.unix_ms())
+                .execute(&mut **c)
+                .await?
+                .rows_affected());
+                Ok(())
+            })
         })
         .await
-    }
-
-    async fn rotate_webhook_secret_in_writer(
-        &self,
-        id: &SinkId,
-        new_secret: &str,
-        old_expire_at: Timestamp,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        let expired = on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE webhook_secrets SET expires_at_ms = $2
-             WHERE sink_id = $1 AND (expires_at_ms IS NULL OR expires_at_ms > $2)",
-        )
-        .bind(id.as_str())
-        .bind(old_expire_at.unix_ms())
-        .execute(&mut **c)
-        .await?
-        .rows_affected());
-        if expired == 0 {
-            return Err(StoreError::NotFound { kind: "webhook endpoint" });
-        }
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO webhook_secrets (sink_id, secret, created_at_ms) VALUES ($1, $2, $3)",
-        )
-        .bind(id.as_str())
-        .bind(new_secret)
-        .bind(now.unix_ms())
-        .execute(&mut **c)
-        .await?
-        .rows_affected());
-        tx.commit().await?;
-        Ok(())
     }
 }

@@ -73,12 +73,38 @@ impl TestDatabase {
     /// # Errors
     /// [`FixtureError`] when the file cannot be created or migrated.
     pub async fn sqlite_with(durability: crate::SqliteDurability) -> Result<Self, FixtureError> {
+        Self::sqlite_opened(durability, None).await
+    }
+
+    /// A store on a new SQLite file opened as `ivrpay serve` opens it: on Linux, its
+    /// writer's two threads share one core ([`crate::pinning`]). For the benches, which
+    /// measure what the binary runs.
+    ///
+    /// # Errors
+    /// [`FixtureError`] when the file cannot be created or migrated.
+    pub async fn sqlite_as_served(
+        durability: crate::SqliteDurability,
+    ) -> Result<Self, FixtureError> {
+        #[cfg(target_os = "linux")]
+        let setup: Option<fn()> = Some(crate::pinning::share_one_core);
+        #[cfg(not(target_os = "linux"))]
+        let setup = None;
+        Self::sqlite_opened(durability, setup).await
+    }
+
+    async fn sqlite_opened(
+        durability: crate::SqliteDurability,
+        setup: Option<fn()>,
+    ) -> Result<Self, FixtureError> {
         let dir =
             tempfile::tempdir().map_err(|e| FixtureError(format!("temporary directory: {e}")))?;
         let config =
             StoreConfig::Sqlite { path: dir.path().join(crate::SQLITE_FILE_NAME), durability };
-        let store =
-            Store::open(&config).await.map_err(|e| FixtureError(format!("SQLite store: {e}")))?;
+        let opened = match setup {
+            Some(setup) => Store::open_with_writer_setup(&config, setup).await,
+            None => Store::open(&config).await,
+        };
+        let store = opened.map_err(|e| FixtureError(format!("SQLite store: {e}")))?;
         Ok(Self { store, dir: Some(dir), postgres: None })
     }
 

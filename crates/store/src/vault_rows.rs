@@ -5,7 +5,7 @@
 //! cannot turn a token back into a PAN.
 
 use crate::Store;
-use crate::backend::{Tx, on_pool, on_tx, write_one};
+use crate::backend::{Tx, Urgency, on_pool, on_tx, write_one};
 use crate::error::StoreError;
 use crate::id::{DataKeyId, TenantId, TokenId};
 use crate::time::Timestamp;
@@ -149,30 +149,22 @@ impl Store {
         &self,
         row: &DataKeyRow,
     ) -> Result<DataKeyRow, StoreError> {
-        let row = row.clone();
-        self.on_writer(
-            move |store| async move { store.insert_data_key_if_absent_in_writer(&row).await },
+        let key = row.clone();
+        write_one!(
+            self,
+            sqlx::query(
+                "INSERT INTO data_keys (id, tenant_id, purpose, master_key_id, wrapped_key, active, created_at_ms)
+                 VALUES ($1, $2, $3, $4, $5, TRUE, $6)
+                 ON CONFLICT (tenant_id, purpose) WHERE active DO NOTHING",
+            )
+            .bind(key.id.as_str())
+            .bind(key.tenant_id.as_str())
+            .bind(key.purpose.as_str())
+            .bind(&key.master_key_id)
+            .bind(&key.wrapped_key)
+            .bind(key.created_at.unix_ms())
         )
-        .await
-    }
-
-    async fn insert_data_key_if_absent_in_writer(
-        &self,
-        row: &DataKeyRow,
-    ) -> Result<DataKeyRow, StoreError> {
-        write_one!(self, p => sqlx::query(
-            "INSERT INTO data_keys (id, tenant_id, purpose, master_key_id, wrapped_key, active, created_at_ms)
-             VALUES ($1, $2, $3, $4, $5, TRUE, $6)
-             ON CONFLICT (tenant_id, purpose) WHERE active DO NOTHING",
-        )
-        .bind(row.id.as_str())
-        .bind(row.tenant_id.as_str())
-        .bind(row.purpose.as_str())
-        .bind(&row.master_key_id)
-        .bind(&row.wrapped_key)
-        .bind(row.created_at.unix_ms())
-        .execute(p)
-        .await?.rows_affected());
+        .await?;
         self.active_data_key(&row.tenant_id, row.purpose)
             .await?
             .ok_or(StoreError::NotFound { kind: "data key" })
@@ -244,32 +236,19 @@ impl Store {
         let (id, old_master, new_master) =
             (id.clone(), old_master.to_owned(), new_master.to_owned());
         let new_wrapped = new_wrapped.to_vec();
-        self.on_writer(move |store| async move {
-            store.rewrap_data_key_in_writer(&id, &old_master, &new_master, &new_wrapped, now).await
-        })
-        .await
-    }
-
-    async fn rewrap_data_key_in_writer(
-        &self,
-        id: &DataKeyId,
-        old_master: &str,
-        new_master: &str,
-        new_wrapped: &[u8],
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let changed = write_one!(self, p => sqlx::query(
-            "UPDATE data_keys SET master_key_id = $3, wrapped_key = $4, rewrapped_at_ms = $5
-             WHERE id = $1 AND master_key_id = $2",
+        let changed = write_one!(
+            self,
+            sqlx::query(
+                "UPDATE data_keys SET master_key_id = $3, wrapped_key = $4, rewrapped_at_ms = $5
+                 WHERE id = $1 AND master_key_id = $2",
+            )
+            .bind(id.as_str())
+            .bind(&old_master)
+            .bind(&new_master)
+            .bind(&new_wrapped)
+            .bind(now.unix_ms())
         )
-        .bind(id.as_str())
-        .bind(old_master)
-        .bind(new_master)
-        .bind(new_wrapped)
-        .bind(now.unix_ms())
-        .execute(p)
-        .await?
-        .rows_affected());
+        .await?;
         Ok(changed == 1)
     }
 
@@ -291,13 +270,10 @@ impl Store {
     /// [`StoreError::Database`] on failure.
     pub async fn insert_token(&self, row: &TokenRow) -> Result<(), StoreError> {
         let row = row.clone();
-        self.on_writer(move |store| async move { store.insert_token_in_writer(&row).await }).await
-    }
-
-    async fn insert_token_in_writer(&self, row: &TokenRow) -> Result<(), StoreError> {
-        let mut tx = self.begin().await?;
-        insert_token_in(&mut tx, row).await?;
-        tx.commit().await
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move { insert_token_in(tx, &row).await })
+        })
+        .await
     }
 
     /// A tenant's token.
@@ -370,27 +346,17 @@ impl Store {
         now: Timestamp,
     ) -> Result<bool, StoreError> {
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.on_writer(move |store| async move {
-            store.mark_token_used_in_writer(&tenant, &id, now).await
-        })
-        .await
-    }
-
-    async fn mark_token_used_in_writer(
-        &self,
-        tenant: &TenantId,
-        id: &TokenId,
-        now: Timestamp,
-    ) -> Result<bool, StoreError> {
-        let changed = write_one!(self, p => sqlx::query(
-            "UPDATE tokens SET used_at_ms = $3 WHERE tenant_id = $1 AND id = $2 AND used_at_ms IS NULL",
+        let changed = write_one!(
+            self,
+            sqlx::query(
+                "UPDATE tokens SET used_at_ms = $3
+                 WHERE tenant_id = $1 AND id = $2 AND used_at_ms IS NULL",
+            )
+            .bind(tenant.as_str())
+            .bind(id.as_str())
+            .bind(now.unix_ms())
         )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .bind(now.unix_ms())
-        .execute(p)
-        .await?
-        .rows_affected());
+        .await?;
         Ok(changed == 1)
     }
 
@@ -401,40 +367,34 @@ impl Store {
     /// [`StoreError::Database`] on failure.
     pub async fn delete_token(&self, tenant: &TenantId, id: &TokenId) -> Result<bool, StoreError> {
         let (tenant, id) = (tenant.clone(), id.clone());
-        self.on_writer(move |store| async move { store.delete_token_in_writer(&tenant, &id).await })
-            .await
-    }
-
-    async fn delete_token_in_writer(
-        &self,
-        tenant: &TenantId,
-        id: &TokenId,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.begin().await?;
-        crate::backend::on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE payments SET token_id = NULL WHERE tenant_id = $1 AND token_id = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .execute(&mut **c)
-        .await?.rows_affected());
-        crate::backend::on_tx!(&mut tx, c => sqlx::query(
-            "UPDATE payment_sessions SET token_id = NULL WHERE tenant_id = $1 AND token_id = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .execute(&mut **c)
-        .await?.rows_affected());
-        let changed = crate::backend::on_tx!(&mut tx, c => sqlx::query(
-            "DELETE FROM tokens WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind(tenant.as_str())
-        .bind(id.as_str())
-        .execute(&mut **c)
-        .await?
-        .rows_affected());
-        tx.commit().await?;
-        Ok(changed == 1)
+        self.write(Urgency::Normal, move |tx| {
+            Box::pin(async move {
+                on_tx!(tx, c => sqlx::query(
+                    "UPDATE payments SET token_id = NULL WHERE tenant_id = $1 AND token_id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .execute(&mut **c)
+                .await?.rows_affected());
+                on_tx!(tx, c => sqlx::query(
+                    "UPDATE payment_sessions SET token_id = NULL WHERE tenant_id = $1 AND token_id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .execute(&mut **c)
+                .await?.rows_affected());
+                let changed = on_tx!(tx, c => sqlx::query(
+                    "DELETE FROM tokens WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant.as_str())
+                .bind(id.as_str())
+                .execute(&mut **c)
+                .await?
+                .rows_affected());
+                Ok(changed == 1)
+            })
+        })
+        .await
     }
 }
 

@@ -17,6 +17,9 @@
 //! - `openapi`: the document validates (Python's `openapi-spec-validator`) and lists
 //!   exactly the routes that answer.
 
+// `crate::on_both!`: a case on SQLite and on PostgreSQL.
+use ivrpay_testkit::on_both;
+
 mod auth;
 mod calls;
 mod feed;

@@ -73,7 +73,14 @@ async fn serve(config: config::ServeConfig) -> Result<(), Box<dyn std::error::Er
         Some(url) => StoreConfig::postgres(url),
         None => StoreConfig::sqlite_in(&config.data_dir),
     };
-    let store = Store::open(&store_config).await.map_err(|e| format!("store: {e}"))?;
+    // SQLite's writer thread and its connection's thread on one core (see the store's
+    // `pinning` module): a write statement's round trip between them is most of its cost.
+    #[cfg(target_os = "linux")]
+    let opened =
+        Store::open_with_writer_setup(&store_config, ivrpay_store::pinning::share_one_core);
+    #[cfg(not(target_os = "linux"))]
+    let opened = Store::open(&store_config);
+    let store = opened.await.map_err(|e| format!("store: {e}"))?;
     let service = payments::start(&config, store.clone()).await?;
     bootstrap_admin_key(&store, service.tenant()).await?;
     let state = Arc::new(AppState::new(engine.clone(), service));

@@ -4,6 +4,9 @@
 //! The application core end to end: calls and their digits in, payments through the vault,
 //! the sandbox gateway and a real store (SQLite and PostgreSQL) out, with the feed.
 
+// `crate::on_both!`: a case on SQLite and on PostgreSQL.
+use ivrpay_testkit::on_both;
+
 mod crash;
 mod faults;
 mod feed;

@@ -15,31 +15,6 @@ use ivrpay_store::{CallId, EventRecord, Store, TenantId, Timestamp};
 use ivrpay_vault::{MasterKeySource, Vault};
 use tokio::sync::broadcast;
 
-/// Expands each `async fn case(db: &TestDatabase)` into a `sqlite` and a `postgres` test.
-#[macro_export]
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = ivrpay_store::testing::TestDatabase::sqlite().await.expect("SQLite fixture");
-                super::$case(&db).await;
-                db.cleanup().await.expect("cleanup");
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let db = match ivrpay_store::testing::TestDatabase::postgres().await {
-                    Ok(db) => db,
-                    Err(e) => panic!("PostgreSQL fixture: {e}"),
-                };
-                super::$case(&db).await;
-                db.cleanup().await.expect("cleanup");
-            }
-        }
-    )*};
-}
-
 /// The cards' expiry: December 2030, keyed `1230`.
 pub const EXPIRY: &str = "1230";
 

@@ -12,6 +12,9 @@
 //! - `payment_requests`: IVR payment requests claimed by one call, released, expired, paid;
 //! - `admin`: API key hashes, the append-only audit log, the vault's rows, the schema.
 
+// `crate::on_both!`: a case on SQLite and on PostgreSQL.
+use ivrpay_testkit::on_both;
+
 mod admin;
 mod deliveries;
 mod feed;

@@ -7,32 +7,6 @@ use ivrpay_store::{
     Timestamp,
 };
 
-/// Expands each named `async fn case(db: &TestDatabase)` into a module with a `sqlite` and a
-/// `postgres` test.
-#[macro_export]
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = ivrpay_store::testing::TestDatabase::sqlite().await.expect("SQLite fixture");
-                super::$case(&db).await;
-                db.cleanup().await.expect("cleanup");
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let db = match ivrpay_store::testing::TestDatabase::postgres().await {
-                    Ok(db) => db,
-                    Err(e) => panic!("PostgreSQL fixture: {e}"),
-                };
-                super::$case(&db).await;
-                db.cleanup().await.expect("cleanup");
-            }
-        }
-    )*};
-}
-
 /// A fixed instant plus `ms`.
 pub fn at(ms: i64) -> Timestamp {
     Timestamp::from_unix_ms(1_764_000_000_000 + ms)

@@ -17,6 +17,9 @@
 //! - `ledger`: a day of sandbox payments and refunds: the journal balances, the settlement
 //!   report matches the payments.
 
+// `crate::on_both!`: a case on SQLite and on PostgreSQL.
+use ivrpay_testkit::on_both;
+
 mod crash;
 mod faults;
 mod ledger;

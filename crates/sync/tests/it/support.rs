@@ -16,31 +16,6 @@ use ivrpay_sync::{
     Dispatcher, DispatcherConfig, DispatcherHandle, RetrySchedule, SyncMetrics, SystemClock,
 };
 
-/// Expands each named `async fn case(db: &TestDatabase)` into a `sqlite` and a `postgres` test.
-#[macro_export]
-macro_rules! on_both {
-    ($($case:ident),* $(,)?) => {$(
-        mod $case {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let db = ivrpay_store::testing::TestDatabase::sqlite().await.expect("SQLite fixture");
-                super::$case(&db).await;
-                db.cleanup().await.expect("cleanup");
-            }
-
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let db = match ivrpay_store::testing::TestDatabase::postgres().await {
-                    Ok(db) => db,
-                    Err(e) => panic!("PostgreSQL fixture: {e}"),
-                };
-                super::$case(&db).await;
-                db.cleanup().await.expect("cleanup");
-            }
-        }
-    )*};
-}
-
 #[allow(
     clippy::disallowed_methods,
     reason = "tests stamp rows with the wall clock the dispatcher uses"

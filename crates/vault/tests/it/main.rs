@@ -12,6 +12,9 @@
 //! - `rotation`: rotation under concurrent tokenize/detokenize, other processes, retirement;
 //! - `scan`: no PAN digits in clear in the SQLite file or a `pg_dump` of the schema.
 
+// `crate::on_both!`: a case on SQLite and on PostgreSQL.
+use ivrpay_testkit::on_both;
+
 mod keys;
 mod rotation;
 mod scan;
